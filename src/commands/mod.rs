@@ -1,0 +1,4 @@
+//! One module per subcommand: each turns validated settings into work and an exit code.
+
+pub mod analyze;
+pub mod inspect;

@@ -1,0 +1,414 @@
+//! Decoding with FFmpeg (`ffmpeg-next`): the only module that names `ffmpeg_next` types.
+//!
+//! Packets are read one by one (`Packet::read`), not through the packet iterator, which
+//! stops silently on read errors. Only the frames the [`Sampler`] keeps are converted, by
+//! swscale, straight to the model's frame size (area filter, RGB24). Inputs are restricted
+//! to the local-file protocol and to real container formats: FFmpeg otherwise opens a text
+//! file as "video" through its `tty` demuxer.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+
+use ffmpeg_next as ffmpeg;
+use ffmpeg::format::Pixel;
+use ffmpeg::software::scaling;
+use ffmpeg::util::frame::video::Video as AvFrame;
+
+use crate::sample::{Decision, Sampler};
+
+/// Demuxers accepted for input. FFmpeg matches these names against each demuxer's own
+/// comma-separated name list (`mov` matches `mov,mp4,m4a,3gp,3g2,mj2`). Audio-only
+/// containers are accepted so that their error says "no video stream", which is the cause.
+const FORMAT_WHITELIST: &str = "mov,mp4,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,m4v,ogg,asf,nut,mxf,dv,ivf,\
+h261,h263,h264,hevc,vvc,av1,obu,mjpeg,gif,yuv4mpegpipe,rm,wtv,3gp,mp3,wav,flac,aac,w64";
+
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeOptions {
+    pub frame_width: u32,
+    pub frame_height: u32,
+    /// FFmpeg decoder threads for this file.
+    pub threads: usize,
+}
+
+/// What the container declares about the video stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    pub container: String,
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// Average frame rate, when the container knows it.
+    pub fps: Option<f64>,
+    /// Frame count the container declares (unreliable for some formats; a hint only).
+    pub declared_frames: Option<u64>,
+    pub duration_s: Option<f64>,
+}
+
+/// One kept frame, already converted to the model's frame size.
+#[derive(Debug, Clone)]
+pub struct DecodedFrame {
+    /// 0-based decoded-frame index in presentation order.
+    pub index: u64,
+    /// Seconds from the stream start.
+    pub pts_seconds: f64,
+    /// Packed RGB24, `frame_width * frame_height * 3` bytes.
+    pub rgb: Vec<u8>,
+}
+
+/// How decoding of one file went.
+#[derive(Debug, Clone)]
+pub struct DecodeSummary {
+    pub info: VideoInfo,
+    /// Frames produced by the decoder (kept or not).
+    pub frames_decoded: u64,
+    pub frames_kept: u64,
+    /// Packets the decoder rejected (corrupt data); decoding went on after each.
+    pub decode_errors: u64,
+    /// Seconds from the stream start to the end of the last video packet read.
+    pub end_seconds: f64,
+    /// Set when the file could not be read to its end: the frames before it are valid.
+    pub error: Option<DecodeError>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a readable video file: {0}")]
+    Open(String),
+    #[error("empty file (0 bytes)")]
+    Empty,
+    #[error("no video stream (streams found: {0})")]
+    NoVideoStream(String),
+    #[error("unsupported video codec `{0}`: {1}")]
+    UnsupportedCodec(String, String),
+    #[error("read error after {frames} frames ({at_seconds:.2} s): {cause}")]
+    Read { frames: u64, at_seconds: f64, cause: String },
+    #[error("truncated: the container declares {declared}, but decoding ended after {got}")]
+    Truncated { declared: String, got: String },
+    #[error("no frame could be decoded ({0} decode errors)")]
+    NoFrames(u64),
+    #[error("swscale failed: {0}")]
+    Scale(String),
+    #[error("interrupted")]
+    Cancelled,
+}
+
+/// Initializes FFmpeg once and routes its log into `tracing` (warnings and errors).
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = ffmpeg::init();
+        log_bridge::install();
+    });
+}
+
+/// Decodes `path`, passing each kept frame to `sink` (which returns `false` to stop).
+/// `Err` means nothing could be decoded at all; a failure part-way is `summary.error`.
+pub fn decode_file(
+    path: &Path,
+    options: DecodeOptions,
+    sampler: &mut Sampler,
+    cancel: &AtomicBool,
+    mut sink: impl FnMut(DecodedFrame) -> bool,
+) -> Result<DecodeSummary, DecodeError> {
+    init();
+    if std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false) {
+        return Err(DecodeError::Empty);
+    }
+    let mut dict = ffmpeg::Dictionary::new();
+    dict.set("protocol_whitelist", "file");
+    dict.set("format_whitelist", FORMAT_WHITELIST);
+    // The `file:` prefix keeps a name containing `:` from being read as a protocol.
+    let url = format!("file:{}", path.display());
+    let mut ictx = ffmpeg::format::input_with_dictionary(&url, dict).map_err(|e| DecodeError::Open(describe_open_error(e)))?;
+
+    let container = ictx.format().name().to_string();
+    let Some(stream) = ictx.streams().best(ffmpeg::media::Type::Video) else {
+        let kinds: Vec<String> = ictx.streams().map(|s| format!("{:?}", s.parameters().medium()).to_lowercase()).collect();
+        return Err(DecodeError::NoVideoStream(if kinds.is_empty() { "none".into() } else { kinds.join(", ") }));
+    };
+    let stream_index = stream.index();
+    let time_base = f64::from(stream.time_base());
+    let stream_start = if stream.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { stream.start_time() };
+    let fps = rational_to_positive(stream.avg_frame_rate()).or_else(|| rational_to_positive(stream.rate()));
+    let declared_frames = (stream.frames() > 0).then_some(stream.frames() as u64);
+    let duration_s = if stream.duration() > 0 {
+        Some(stream.duration() as f64 * time_base)
+    } else if ictx.duration() > 0 {
+        Some(ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+    } else {
+        None
+    };
+    let params = stream.parameters();
+    let codec_id = params.id();
+    let codec_name = format!("{codec_id:?}").to_lowercase();
+
+    let mut ctx = ffmpeg::codec::context::Context::from_parameters(params)
+        .map_err(|e| DecodeError::UnsupportedCodec(codec_name.clone(), e.to_string()))?;
+    ctx.set_threading(ffmpeg::threading::Config {
+        kind: ffmpeg::threading::Type::Frame,
+        count: options.threads.max(1),
+        ..Default::default()
+    });
+    let mut decoder = ctx
+        .decoder()
+        .video()
+        .map_err(|e| DecodeError::UnsupportedCodec(codec_name.clone(), e.to_string()))?;
+    let keyframes_only = sampler.spec().keyframes_only;
+    if keyframes_only {
+        decoder.skip_frame(ffmpeg::codec::discard::Discard::NonKey);
+    }
+    let info = VideoInfo {
+        container,
+        codec: codec_name,
+        width: decoder.width(),
+        height: decoder.height(),
+        fps,
+        declared_frames,
+        duration_s,
+    };
+
+    let start_s = sampler.spec().start_s;
+    // Frame numbers count decoded frames; after a seek or when skipping non-key frames
+    // they come from the timestamp instead (round(time × frame rate)).
+    let index_from_time = start_s > 0.0 || keyframes_only;
+    if start_s > 0.0 {
+        let ts = (start_s * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
+        if let Err(e) = ictx.seek(ts, ..ts) {
+            tracing::debug!("seek to {start_s} s failed ({e}); decoding from the start");
+        }
+    }
+
+    let mut state = DrainState {
+        options,
+        time_base,
+        stream_start,
+        fps,
+        index_from_time,
+        frames_decoded: 0,
+        last_seconds: None,
+        scaler: None,
+        stop: false,
+        error: None,
+    };
+    let mut summary = DecodeSummary {
+        info,
+        frames_decoded: 0,
+        frames_kept: 0,
+        decode_errors: 0,
+        end_seconds: 0.0,
+        error: None,
+    };
+    let mut packet = ffmpeg::Packet::empty();
+    let mut read_error = None;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(DecodeError::Cancelled);
+        }
+        match packet.read(&mut ictx) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(e) => {
+                read_error = Some(e.to_string());
+                break;
+            }
+        }
+        if packet.stream() != stream_index {
+            continue;
+        }
+        if let Some(pts) = packet.pts().or(packet.dts()) {
+            let end = (pts - stream_start + packet.duration().max(0)) as f64 * time_base;
+            summary.end_seconds = summary.end_seconds.max(end);
+        }
+        if keyframes_only && !packet.is_key() {
+            continue;
+        }
+        if let Err(e) = decoder.send_packet(&packet) {
+            summary.decode_errors += 1;
+            tracing::debug!("{}: packet rejected: {e}", path.display());
+        }
+        state.drain(&mut decoder, sampler, &mut sink, &mut summary);
+        if state.stop {
+            break;
+        }
+    }
+    if !state.stop {
+        let _ = decoder.send_eof();
+        state.drain(&mut decoder, sampler, &mut sink, &mut summary);
+    }
+    summary.frames_decoded = state.frames_decoded;
+    if let Some(e) = state.error.take() {
+        summary.error = Some(e);
+    } else if let Some(cause) = read_error {
+        summary.error = Some(DecodeError::Read {
+            frames: state.frames_decoded,
+            at_seconds: state.last_seconds.unwrap_or(0.0),
+            cause,
+        });
+    } else if state.frames_decoded == 0 {
+        return Err(DecodeError::NoFrames(summary.decode_errors));
+    } else if !state.stop && !sampler.spec().may_stop_early() {
+        summary.error = check_truncation(&summary, keyframes_only || start_s > 0.0);
+    }
+    Ok(summary)
+}
+
+/// Compares what was decoded with what the container declares. A truncated AVI decodes to
+/// fewer frames without any error, so this is the only place that notices.
+fn check_truncation(s: &DecodeSummary, skipped_frames: bool) -> Option<DecodeError> {
+    if let (Some(declared), false) = (s.info.declared_frames, skipped_frames) {
+        let missing = declared.saturating_sub(s.frames_decoded);
+        if missing > 2 + declared / 100 {
+            return Some(DecodeError::Truncated {
+                declared: format!("{declared} frames"),
+                got: format!("{} frames ({:.2} s)", s.frames_decoded, s.end_seconds),
+            });
+        }
+    }
+    if let Some(duration) = s.info.duration_s {
+        let missing_s = duration - s.end_seconds;
+        if missing_s > (0.05 * duration).max(1.0) {
+            return Some(DecodeError::Truncated {
+                declared: format!("{duration:.2} s"),
+                got: format!("{:.2} s ({} frames)", s.end_seconds, s.frames_decoded),
+            });
+        }
+    }
+    None
+}
+
+struct DrainState {
+    options: DecodeOptions,
+    time_base: f64,
+    stream_start: i64,
+    fps: Option<f64>,
+    index_from_time: bool,
+    frames_decoded: u64,
+    last_seconds: Option<f64>,
+    scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
+    stop: bool,
+    error: Option<DecodeError>,
+}
+
+impl DrainState {
+    fn drain(
+        &mut self,
+        decoder: &mut ffmpeg::decoder::Video,
+        sampler: &mut Sampler,
+        sink: &mut impl FnMut(DecodedFrame) -> bool,
+        summary: &mut DecodeSummary,
+    ) {
+        let mut frame = AvFrame::empty();
+        while !self.stop && decoder.receive_frame(&mut frame).is_ok() {
+            let seconds = match frame.timestamp() {
+                Some(ts) => (ts - self.stream_start) as f64 * self.time_base,
+                None => self.last_seconds.map_or(0.0, |s| s + 1.0 / self.fps.unwrap_or(25.0)),
+            };
+            let index = if self.index_from_time {
+                (seconds * self.fps.unwrap_or(25.0)).round().max(0.0) as u64
+            } else {
+                self.frames_decoded
+            };
+            self.frames_decoded += 1;
+            self.last_seconds = Some(seconds);
+            match sampler.decide(seconds) {
+                Decision::Skip => continue,
+                Decision::Stop => {
+                    self.stop = true;
+                    break;
+                }
+                Decision::Keep => {}
+            }
+            let rgb = match self.convert(&frame) {
+                Ok(rgb) => rgb,
+                Err(e) => {
+                    self.error = Some(e);
+                    self.stop = true;
+                    break;
+                }
+            };
+            summary.frames_kept += 1;
+            if !sink(DecodedFrame { index, pts_seconds: seconds, rgb }) || sampler.is_full() {
+                self.stop = true;
+            }
+        }
+    }
+
+    fn convert(&mut self, frame: &AvFrame) -> Result<Vec<u8>, DecodeError> {
+        let (w, h) = (self.options.frame_width, self.options.frame_height);
+        let key = (frame.format(), frame.width(), frame.height());
+        if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
+            let ctx = scaling::Context::get(key.0, key.1, key.2, Pixel::RGB24, w, h, scaling::Flags::AREA)
+                .map_err(|e| DecodeError::Scale(e.to_string()))?;
+            self.scaler = Some((ctx, key));
+        }
+        let (scaler, _) = self.scaler.as_mut().expect("scaler was just created");
+        let mut out = AvFrame::empty();
+        scaler.run(frame, &mut out).map_err(|e| DecodeError::Scale(e.to_string()))?;
+        let stride = out.stride(0);
+        let row = (w * 3) as usize;
+        let data = out.data(0);
+        let mut rgb = Vec::with_capacity(row * h as usize);
+        for y in 0..h as usize {
+            rgb.extend_from_slice(&data[y * stride..y * stride + row]);
+        }
+        Ok(rgb)
+    }
+}
+
+fn rational_to_positive(r: ffmpeg::Rational) -> Option<f64> {
+    (r.numerator() > 0 && r.denominator() > 0).then(|| f64::from(r))
+}
+
+fn describe_open_error(e: ffmpeg::Error) -> String {
+    match e {
+        ffmpeg::Error::InvalidData => {
+            "FFmpeg found no supported video container in it (not a video, or corrupt or truncated beyond repair)".to_string()
+        }
+        ffmpeg::Error::DemuxerNotFound => "no demuxer for this format".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Probes only the stream information (for `inspect`-like uses and tests).
+pub fn probe(path: &Path) -> Result<VideoInfo, DecodeError> {
+    let mut sampler = Sampler::new(crate::sample::SampleSpec { max_frames: Some(0), ..Default::default() });
+    let options = DecodeOptions { frame_width: 8, frame_height: 8, threads: 1 };
+    decode_file(path, options, &mut sampler, &AtomicBool::new(false), |_| false).map(|s| s.info)
+}
+
+mod log_bridge {
+    //! FFmpeg's own log, routed into `tracing` (so `-v` and `RUST_LOG` control it).
+    use super::ffmpeg::ffi;
+    use std::ffi::{c_char, c_int, c_void, CStr};
+
+    pub fn install() {
+        unsafe {
+            ffi::av_log_set_level(ffi::AV_LOG_WARNING);
+            ffi::av_log_set_callback(Some(callback));
+        }
+    }
+
+    unsafe extern "C" fn callback(avcl: *mut c_void, level: c_int, fmt: *const c_char, vl: *mut ffi::__va_list_tag) {
+        if level > ffi::AV_LOG_WARNING {
+            return;
+        }
+        let mut buf = [0 as c_char; 1024];
+        let mut prefix: c_int = 1;
+        // SAFETY: FFmpeg hands us a valid format string and va_list; the buffer is ours.
+        let line = unsafe {
+            ffi::av_log_format_line2(avcl, level, fmt, vl, buf.as_mut_ptr(), buf.len() as c_int, &mut prefix);
+            CStr::from_ptr(buf.as_ptr())
+        };
+        let text = line.to_string_lossy();
+        let text = text.trim_end();
+        if text.is_empty() {
+            return;
+        }
+        if level <= ffi::AV_LOG_ERROR {
+            tracing::warn!(target: "ffmpeg", "{text}");
+        } else {
+            tracing::info!(target: "ffmpeg", "{text}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Finding and loading the ONNX Runtime shared library.
+//!
+//! `ort` is built with `load-dynamic`, so the library is opened at run time. We never use
+//! `ort`'s implicit route (it panics when the library is missing): we look in a fixed list
+//! of places, call `ort::init_from`, and turn every failure into an error that says where we
+//! looked and what to do.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The ONNX Runtime version `scripts/setup.sh` installs (the `ort` API level is 31).
+pub const ORT_VERSION: &str = "1.31.1";
+
+/// Environment variable naming the library file (or the folder holding it).
+pub const ORT_LIB_ENV: &str = "FRAMEGPT_ORT_LIB";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "could not find the ONNX Runtime library (libonnxruntime.so); looked in:\n{}\nhint: run `scripts/setup.sh` (installs ONNX Runtime {ORT_VERSION} from the PyPI wheel), or set {ORT_LIB_ENV}=/path/to/libonnxruntime.so",
+        .searched.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n")
+    )]
+    NotFound { searched: Vec<PathBuf> },
+    #[error("{ORT_LIB_ENV} points to `{}`, which does not exist", .0.display())]
+    EnvMissing(PathBuf),
+    #[error("failed to load ONNX Runtime from `{}`: {cause}\nhint: framegpt needs ONNX Runtime >= 1.31 (run `scripts/setup.sh`)", .path.display())]
+    Load { path: PathBuf, cause: String },
+    /// An earlier attempt in this process failed with this message.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Where the ONNX Runtime library was loaded from, once loaded.
+static LOADED: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
+
+/// Candidate library paths, in search order.
+pub fn candidate_paths() -> Vec<PathBuf> {
+    let names = [format!("libonnxruntime.so.{ORT_VERSION}"), "libonnxruntime.so".to_string()];
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            dirs.push(dir.to_path_buf());
+            dirs.push(dir.join("lib"));
+            dirs.push(dir.join("../lib"));
+        }
+    }
+    if let Some(dir) = std::env::var_os("FRAMEGPT_ORT_DIR") {
+        dirs.push(PathBuf::from(dir));
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    if let Some(data) = data_home {
+        dirs.push(data.join("framegpt/onnxruntime").join(ORT_VERSION));
+    }
+    dirs.push(PathBuf::from("/usr/local/lib"));
+    dirs.push(PathBuf::from("/usr/lib"));
+    dirs.push(PathBuf::from("/usr/lib/x86_64-linux-gnu"));
+    dirs.iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .collect()
+}
+
+/// Resolves the library path: `FRAMEGPT_ORT_LIB` (or `ORT_DYLIB_PATH`) when set, else the
+/// first candidate that exists.
+pub fn find_library() -> Result<PathBuf, RuntimeError> {
+    for var in [ORT_LIB_ENV, "ORT_DYLIB_PATH"] {
+        if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            let path = PathBuf::from(value);
+            if path.is_dir() {
+                let file = path.join("libonnxruntime.so");
+                return if file.exists() { Ok(file) } else { Err(RuntimeError::EnvMissing(file)) };
+            }
+            return if path.exists() { Ok(path) } else { Err(RuntimeError::EnvMissing(path)) };
+        }
+    }
+    let searched = candidate_paths();
+    searched
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .ok_or(RuntimeError::NotFound { searched })
+}
+
+/// Loads ONNX Runtime (once per process) and returns its environment.
+pub fn environment() -> Result<&'static ort::environment::Environment, RuntimeError> {
+    let loaded = LOADED.get_or_init(|| {
+        let path = find_library().map_err(|e| e.to_string())?;
+        let env = load(&path).map_err(|e| e.to_string())?;
+        Ok((path, env))
+    });
+    match loaded {
+        Ok((_, env)) => Ok(env),
+        Err(message) => Err(RuntimeError::Failed(message.clone())),
+    }
+}
+
+/// The path ONNX Runtime was loaded from, if it was.
+pub fn loaded_path() -> Option<&'static Path> {
+    match LOADED.get() {
+        Some(Ok((path, _))) => Some(path.as_path()),
+        _ => None,
+    }
+}
+
+fn load(path: &Path) -> Result<ort::environment::Environment, RuntimeError> {
+    let builder = ort::init_from(path).map_err(|e| RuntimeError::Load {
+        path: path.to_path_buf(),
+        cause: e.to_string(),
+    })?;
+    let env = builder
+        .with_name("framegpt")
+        .build()
+        .map_err(|e| RuntimeError::Load { path: path.to_path_buf(), cause: e.to_string() })?;
+    tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
+    Ok(env)
+}

@@ -1,0 +1,348 @@
+//! Shot boundaries from surprise: hard cuts, dissolves and fades, with flashes suppressed.
+//!
+//! Online and causal with a fixed delay: the decision for frame t uses frames ≤ t + L
+//! (L = `lookahead` sampled frames) and the statistics of the frames before t. So it gives
+//! the same answer whether a video arrives whole or in pieces, and memory stays flat.
+//!
+//! The score is content-adaptive: surprise is compared in log space with the median and
+//! the spread (MAD) of the recent past, so one threshold means the same on a dark, static
+//! talk and on a football match.
+
+use std::collections::VecDeque;
+
+/// Kind of transition that starts a shot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Cut,
+    Dissolve,
+    Fade,
+}
+
+impl Transition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Cut => "cut",
+            Transition::Dissolve => "dissolve",
+            Transition::Fade => "fade",
+        }
+    }
+}
+
+/// What the detector sees of one sampled frame.
+#[derive(Debug, Clone)]
+pub struct FrameSignal {
+    /// Prediction error of this frame from the frames before it (None for the first).
+    pub surprise: Option<f32>,
+    /// Mean of each patch per channel, normalized (N·3 values): a tiny thumbnail used to
+    /// tell a flash (content comes back) and a fade (through black) from a cut.
+    pub thumb: Vec<f32>,
+    /// Mean luminance of the frame in [0, 1].
+    pub luma: f32,
+}
+
+/// The decision for one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameDecision {
+    pub surprise_z: Option<f32>,
+    /// Set on the first frame of a new shot.
+    pub boundary: Option<Transition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorConfig {
+    /// Past frames used for the adaptive median/MAD.
+    pub history: usize,
+    /// Frames of delay: flashes are judged by whether the content comes back within it.
+    pub lookahead: usize,
+    /// Robust z-score a hard cut must exceed.
+    pub cut_z: f32,
+    /// And its surprise must be at least this many times the recent median.
+    pub cut_ratio: f32,
+    /// A candidate is a flash when the frame `lookahead` later is closer to the frame
+    /// before it than this fraction of the jump.
+    pub flash_return: f32,
+    /// Mean luminance under which a frame counts as black (fades).
+    pub black_luma: f32,
+    /// Dissolves: mean z over `dissolve_span` frames above this...
+    pub dissolve_z: f32,
+    pub dissolve_span: usize,
+    /// ...and the thumbnail changed across the span by at least this much.
+    pub dissolve_change: f32,
+    /// No two boundaries closer than this many sampled frames.
+    pub min_shot: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            history: 48,
+            lookahead: 6,
+            cut_z: 4.0,
+            cut_ratio: 3.0,
+            flash_return: 0.4,
+            black_luma: 0.06,
+            dissolve_z: 1.5,
+            dissolve_span: 10,
+            dissolve_change: 0.5,
+            min_shot: 6,
+        }
+    }
+}
+
+struct Pending {
+    position: u64,
+    log_surprise: Option<f32>,
+    z: Option<f32>,
+    thumb: Vec<f32>,
+    luma: f32,
+}
+
+/// The streaming detector for one video.
+pub struct ShotDetector {
+    cfg: DetectorConfig,
+    /// Log-surprise of past frames (decided ones), for the adaptive statistics.
+    history: VecDeque<f32>,
+    /// Frames waiting for their lookahead, oldest first; also keeps the frames just before.
+    window: VecDeque<Pending>,
+    /// Frames already decided that stay in `window` as the past (for flash/dissolve checks).
+    past_len: usize,
+    next_position: u64,
+    last_boundary: Option<u64>,
+    in_black: bool,
+    dissolve_run: usize,
+}
+
+impl ShotDetector {
+    pub fn new(cfg: DetectorConfig) -> Self {
+        ShotDetector {
+            cfg,
+            history: VecDeque::new(),
+            window: VecDeque::new(),
+            past_len: 0,
+            next_position: 0,
+            last_boundary: None,
+            in_black: false,
+            dissolve_run: 0,
+        }
+    }
+
+    pub fn lookahead(&self) -> usize {
+        self.cfg.lookahead
+    }
+
+    /// Adds the next frame; returns the decisions for frames whose lookahead is complete.
+    pub fn push(&mut self, signal: FrameSignal) -> Vec<FrameDecision> {
+        let log_surprise = signal.surprise.map(|s| (s.max(0.0) + 1e-4).ln());
+        self.window.push_back(Pending {
+            position: self.next_position,
+            log_surprise,
+            z: None,
+            thumb: signal.thumb,
+            luma: signal.luma,
+        });
+        self.next_position += 1;
+        let mut out = Vec::new();
+        while self.window.len() - self.past_len > self.cfg.lookahead {
+            out.push(self.decide_next());
+        }
+        out
+    }
+
+    /// Decides the frames still waiting (end of video).
+    pub fn finish(&mut self) -> Vec<FrameDecision> {
+        let mut out = Vec::new();
+        while self.window.len() > self.past_len {
+            out.push(self.decide_next());
+        }
+        out
+    }
+
+    fn decide_next(&mut self) -> FrameDecision {
+        let i = self.past_len;
+        let z = self.window[i].log_surprise.and_then(|x| self.robust_z(x));
+        self.window[i].z = z;
+        let boundary = self.classify(i, z);
+        if let Some(x) = self.window[i].log_surprise {
+            // A boundary's own spike does not raise the bar for the next shot.
+            if boundary.is_none() {
+                self.history.push_back(x);
+                if self.history.len() > self.cfg.history {
+                    self.history.pop_front();
+                }
+            }
+        }
+        if boundary.is_some() {
+            self.last_boundary = Some(self.window[i].position);
+        }
+        self.past_len += 1;
+        // Keep as much past as the checks look back over.
+        let keep_past = self.cfg.dissolve_span + 2;
+        while self.past_len > keep_past {
+            self.window.pop_front();
+            self.past_len -= 1;
+        }
+        FrameDecision { surprise_z: z, boundary }
+    }
+
+    fn robust_z(&self, x: f32) -> Option<f32> {
+        if self.history.len() < 3 {
+            return None;
+        }
+        let mut v: Vec<f32> = self.history.iter().copied().collect();
+        let med = median(&mut v);
+        let mut dev: Vec<f32> = v.iter().map(|y| (y - med).abs()).collect();
+        let mad = median(&mut dev);
+        // A floor on the spread: on a static clip the MAD is ~0 and noise would look huge.
+        Some((x - med) / (1.4826 * mad).max(0.15))
+    }
+
+    fn recent_median(&self) -> Option<f32> {
+        if self.history.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f32> = self.history.iter().copied().collect();
+        Some(median(&mut v))
+    }
+
+    fn classify(&mut self, i: usize, z: Option<f32>) -> Option<Transition> {
+        let cfg = self.cfg.clone();
+        let position = self.window[i].position;
+        let too_close = self.last_boundary.is_some_and(|b| position < b + cfg.min_shot as u64);
+        let luma = self.window[i].luma;
+        // Fades through black: a shot starts at the first frame that leaves black.
+        let black = luma < cfg.black_luma;
+        let was_black = std::mem::replace(&mut self.in_black, black);
+        if was_black && !black {
+            self.dissolve_run = 0;
+            return (!too_close).then_some(Transition::Fade);
+        }
+        if black || i == 0 || too_close {
+            self.dissolve_run = 0;
+            return None;
+        }
+        let (Some(z), Some(x)) = (z, self.window[i].log_surprise) else {
+            return None;
+        };
+        let med = self.recent_median().unwrap_or(x);
+        if z > cfg.cut_z && x - med > cfg.cut_ratio.ln() {
+            self.dissolve_run = 0;
+            return (!self.is_flash(i)).then_some(Transition::Cut);
+        }
+        // Dissolves: sustained moderate surprise while the picture changes a lot.
+        if z > cfg.dissolve_z {
+            self.dissolve_run += 1;
+        } else {
+            self.dissolve_run = 0;
+        }
+        if self.dissolve_run >= cfg.dissolve_span / 2 && i >= cfg.dissolve_span {
+            let change = thumb_distance(&self.window[i - cfg.dissolve_span].thumb, &self.window[i].thumb);
+            let zs: Vec<f32> = self.window.range(i + 1 - cfg.dissolve_span..=i).filter_map(|p| p.z).collect();
+            let mean_z = zs.iter().sum::<f32>() / zs.len().max(1) as f32;
+            if change > cfg.dissolve_change && mean_z > cfg.dissolve_z {
+                self.dissolve_run = 0;
+                return Some(Transition::Dissolve);
+            }
+        }
+        None
+    }
+
+    /// A flash: the content after the spike returns to what it was before.
+    fn is_flash(&self, i: usize) -> bool {
+        let before = &self.window[i - 1].thumb;
+        let jump = thumb_distance(before, &self.window[i].thumb);
+        self.window
+            .iter()
+            .skip(i + 2)
+            .any(|later| thumb_distance(before, &later.thumb) < self.cfg.flash_return * jump)
+    }
+}
+
+/// Root-mean-square difference of two thumbnails.
+pub fn thumb_distance(a: &[f32], b: &[f32]) -> f32 {
+    let sum: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+    (sum / a.len().max(1) as f32).sqrt()
+}
+
+fn median(v: &mut [f32]) -> f32 {
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    *m
+}
+
+/// Thumbnail (per-patch channel means) and mean luminance of one patchified frame.
+pub fn thumbnail(patches: &[f32], patch_dim: usize, mean: [f32; 3], std: [f32; 3]) -> (Vec<f32>, f32) {
+    let mut thumb = Vec::with_capacity(patches.len() / patch_dim * 3);
+    let mut luma_sum = 0.0f64;
+    for patch in patches.chunks_exact(patch_dim) {
+        let mut sums = [0.0f32; 3];
+        for (i, v) in patch.iter().enumerate() {
+            sums[i % 3] += v;
+        }
+        let n = (patch_dim / 3) as f32;
+        let means = sums.map(|s| s / n);
+        thumb.extend_from_slice(&means);
+        let rgb: Vec<f32> = (0..3).map(|c| means[c] * std[c] + mean[c]).collect();
+        luma_sum += f64::from(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]);
+    }
+    let patches_n = (patches.len() / patch_dim).max(1);
+    (thumb, (luma_sum / patches_n as f64) as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(surprise: f32, level: f32) -> FrameSignal {
+        FrameSignal { surprise: Some(surprise), thumb: vec![level; 12], luma: 0.5 + level / 10.0 }
+    }
+
+    fn run(signals: Vec<FrameSignal>) -> Vec<FrameDecision> {
+        let mut d = ShotDetector::new(DetectorConfig::default());
+        let mut out = vec![];
+        for s in signals {
+            out.extend(d.push(s));
+        }
+        out.extend(d.finish());
+        out
+    }
+
+    fn noise(i: usize) -> f32 {
+        0.02 + 0.005 * ((i * 7919 % 13) as f32 / 13.0)
+    }
+
+    #[test]
+    fn a_spike_with_new_content_is_a_cut() {
+        let signals: Vec<FrameSignal> =
+            (0..60).map(|i| if i == 30 { frame(1.0, 1.0) } else { frame(noise(i), if i >= 30 { 1.0 } else { 0.0 }) }).collect();
+        let out = run(signals);
+        assert_eq!(out.len(), 60);
+        let cuts: Vec<usize> = out.iter().enumerate().filter(|(_, d)| d.boundary.is_some()).map(|(i, _)| i).collect();
+        assert_eq!(cuts, vec![30]);
+        assert_eq!(out[30].boundary, Some(Transition::Cut));
+    }
+
+    #[test]
+    fn a_flash_is_not_a_cut() {
+        let signals: Vec<FrameSignal> = (0..60)
+            .map(|i| match i {
+                30 | 31 => frame(1.0, 2.0),
+                32 => frame(1.0, 0.0),
+                _ => frame(noise(i), 0.0),
+            })
+            .collect();
+        assert!(run(signals).iter().all(|d| d.boundary.is_none()));
+    }
+
+    #[test]
+    fn causal_decisions_do_not_depend_on_the_future_past_the_lookahead() {
+        let signals: Vec<FrameSignal> =
+            (0..80).map(|i| if i % 25 == 24 { frame(2.0, i as f32) } else { frame(noise(i), (i / 25) as f32) }).collect();
+        let whole = run(signals.clone());
+        assert!(whole.iter().filter(|d| d.boundary.is_some()).count() >= 3);
+        for cut_at in [10, 30, 49, 60] {
+            let prefix = run(signals[..cut_at].to_vec());
+            let settled = cut_at - DetectorConfig::default().lookahead;
+            assert_eq!(&whole[..settled], &prefix[..settled], "video cut at {cut_at}");
+        }
+    }
+}
