@@ -110,6 +110,8 @@ pub struct ShotDetector {
     last_boundary: Option<u64>,
     in_black: bool,
     dissolve_run: usize,
+    /// Set while a flash is in progress: the last position at which it may end.
+    flash_until: Option<u64>,
 }
 
 impl ShotDetector {
@@ -123,6 +125,7 @@ impl ShotDetector {
             last_boundary: None,
             in_black: false,
             dissolve_run: 0,
+            flash_until: None,
         }
     }
 
@@ -226,7 +229,15 @@ impl ShotDetector {
         let med = self.recent_median().unwrap_or(x);
         if z > cfg.cut_z && x - med > cfg.cut_ratio.ln() {
             self.dissolve_run = 0;
-            return (!self.is_flash(i)).then_some(Transition::Cut);
+            if self.ends_flash(i) {
+                return None;
+            }
+            if self.is_flash(i) {
+                let until = position + cfg.lookahead as u64;
+                self.flash_until = Some(until);
+                return None;
+            }
+            return Some(Transition::Cut);
         }
         // Dissolves: sustained moderate surprise while the picture changes a lot.
         if z > cfg.dissolve_z {
@@ -244,6 +255,18 @@ impl ShotDetector {
             }
         }
         None
+    }
+
+    /// Inside a flash (up to `lookahead` frames after it began): the spikes of the flash
+    /// itself and of the jump back to the content before it are not cuts.
+    fn ends_flash(&mut self, i: usize) -> bool {
+        match self.flash_until {
+            Some(until) if self.window[i].position <= until => true,
+            _ => {
+                self.flash_until = None;
+                false
+            }
+        }
     }
 
     /// A flash: the content after the spike returns to what it was before.
@@ -336,7 +359,7 @@ mod tests {
     #[test]
     fn causal_decisions_do_not_depend_on_the_future_past_the_lookahead() {
         let signals: Vec<FrameSignal> =
-            (0..80).map(|i| if i % 25 == 24 { frame(2.0, i as f32) } else { frame(noise(i), (i / 25) as f32) }).collect();
+            (0..80).map(|i| if i % 25 == 24 { frame(2.0, ((i + 1) / 25) as f32) } else { frame(noise(i), ((i + 1) / 25) as f32) }).collect();
         let whole = run(signals.clone());
         assert!(whole.iter().filter(|d| d.boundary.is_some()).count() >= 3);
         for cut_at in [10, 30, 49, 60] {

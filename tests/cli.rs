@@ -1,0 +1,278 @@
+//! Integration tests: the real binary, real FFmpeg, real ONNX Runtime, real video files.
+//! One test binary so linking stays fast.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sample(rel: &str) -> PathBuf {
+    root().join("samples").join(rel)
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+fn framegpt() -> Command {
+    let mut cmd = Command::cargo_bin("framegpt").expect("binary built");
+    cmd.env_remove("FRAMEGPT_MODEL").env_remove("RUST_LOG").arg("--no-progress");
+    cmd
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+    stdout: String,
+}
+
+fn run(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("framegpt runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+fn analyze(inputs: &[&Path], out: &Path, extra: &[&str]) -> Run {
+    let mut cmd = framegpt();
+    cmd.arg("analyze").args(inputs).arg("-o").arg(out).args(extra);
+    run(&mut cmd)
+}
+
+/// Reads a CSV into a header and rows of strings.
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    (header, rows)
+}
+
+fn column(header: &[String], rows: &[Vec<String>], name: &str) -> Vec<String> {
+    let k = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
+    rows.iter().map(|r| r[k].clone()).collect()
+}
+
+/// CSV text with the named (model- and timing-dependent) columns replaced by `~`.
+fn masked_csv(path: &Path, mask: &[&str]) -> String {
+    let (header, rows) = read_csv(path);
+    let mut w = csv::Writer::from_writer(vec![]);
+    w.write_record(&header).unwrap();
+    for row in rows {
+        let masked: Vec<String> = row
+            .iter()
+            .zip(&header)
+            .map(|(v, h)| if mask.contains(&h.as_str()) && !v.is_empty() { "~".to_string() } else { v.clone() })
+            .collect();
+        w.write_record(&masked).unwrap();
+    }
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+fn frames_of(out: &Path, video: &str) -> Vec<u64> {
+    let (h, rows) = read_csv(&out.join(video).join("frames.csv"));
+    column(&h, &rows, "frame").iter().map(|f| f.parse().unwrap()).collect()
+}
+
+fn clip_rows(out: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    read_csv(&out.join("clips.csv"))
+}
+
+/// No temporary or partial file anywhere under `dir`.
+fn assert_no_temp_files(dir: &Path) {
+    for e in walkdir::WalkDir::new(dir) {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy();
+        assert!(!name.ends_with(".tmp"), "temporary file left behind: {}", e.path().display());
+    }
+}
+
+#[test]
+fn analyze_samples_writes_every_schema() {
+    let out = TempDir::new().unwrap();
+    let r = analyze(&[&root().join("samples")], out.path(), &["-r", "--embeddings", "npy"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let clips = masked_csv(&out.path().join("clips.csv"), &["mean_surprise", "max_surprise", "elapsed_s", "shots"]);
+    insta::assert_snapshot!("clips_csv", clips);
+    let frames = masked_csv(&out.path().join("generated/static.mp4/frames.csv"), &["surprise", "surprise_z"]);
+    insta::assert_snapshot!("frames_csv_static", frames);
+    let shots = masked_csv(&out.path().join("realshort.mp4/shots.csv"), &[]);
+    insta::assert_snapshot!("shots_csv_realshort", shots);
+    // Embeddings: one float32 row per frames.csv row.
+    let npy = std::fs::read(out.path().join("cockatoo.mp4/embeddings.npy")).unwrap();
+    let header = String::from_utf8_lossy(&npy[10..128]).to_string();
+    let rows = frames_of(out.path(), "cockatoo.mp4").len();
+    assert!(header.contains(&format!("'shape': ({rows}, ")), "{header}");
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    assert_no_temp_files(out.path());
+}
+
+#[test]
+fn bad_inputs_get_error_rows_and_the_batch_goes_on() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    std::fs::copy(sample("realshort.mp4"), d.join("good.mp4")).unwrap();
+    std::fs::copy(sample("generated/cut.mp4"), d.join("good2.mp4")).unwrap();
+    std::fs::write(d.join("empty.mp4"), b"").unwrap();
+    std::fs::write(d.join("notes.mp4"), "this is a text file, not a video\n".repeat(20)).unwrap();
+    std::fs::copy(fixture("media/audio-only.m4a"), d.join("audio.mp4")).unwrap();
+    let mut bytes = std::fs::read(sample("cockatoo.mp4")).unwrap();
+    std::fs::write(d.join("truncated.mp4"), &bytes[..bytes.len() * 6 / 10]).unwrap();
+    // Overwrite the container header: FFmpeg cannot parse it any more.
+    bytes[..4096].fill(0x5a);
+    std::fs::write(d.join("corrupt.mp4"), &bytes).unwrap();
+
+    let out = TempDir::new().unwrap();
+    let r = analyze(&[d], out.path(), &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (h, rows) = clip_rows(out.path());
+    let by_video = |name: &str| -> (String, String) {
+        let i = column(&h, &rows, "video").iter().position(|v| v == name).unwrap_or_else(|| panic!("no row for {name}"));
+        (rows[i][1].clone(), rows[i][2].clone())
+    };
+    assert_eq!(rows.len(), 7);
+    assert_eq!(by_video("good.mp4"), ("ok".into(), String::new()));
+    assert_eq!(by_video("good2.mp4"), ("ok".into(), String::new()));
+    for (name, cause) in [
+        ("empty.mp4", "empty file"),
+        ("notes.mp4", "no supported video container"),
+        ("audio.mp4", "no video stream"),
+        ("truncated.mp4", "truncated: the container declares 280 frames"),
+        ("corrupt.mp4", "not a readable video file"),
+    ] {
+        let (status, error) = by_video(name);
+        assert_eq!(status, "error", "{name}");
+        assert!(error.contains(cause), "{name}: {error}");
+        assert!(r.stderr.contains(&format!("{}", d.join(name).display())), "stderr names {name}: {}", r.stderr);
+    }
+    // The good files are complete, the failures have no frames file.
+    assert_eq!(frames_of(out.path(), "good.mp4").len(), 36);
+    assert_eq!(frames_of(out.path(), "good2.mp4").len(), 84);
+    assert!(!out.path().join("empty.mp4/frames.csv").exists());
+    assert_no_temp_files(out.path());
+}
+
+#[test]
+fn truncated_avi_is_reported_not_silently_shorter() {
+    let dir = TempDir::new().unwrap();
+    let avi = std::fs::read(fixture("media/clip.avi")).unwrap();
+    let path = dir.path().join("cut-short.avi");
+    std::fs::write(&path, &avi[..avi.len() / 2]).unwrap();
+    let out = TempDir::new().unwrap();
+    let r = analyze(&[&path], out.path(), &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let (h, rows) = clip_rows(out.path());
+    let error = &column(&h, &rows, "error")[0];
+    assert!(error.starts_with("truncated: the container declares 40 frames, but decoding ended after"), "{error}");
+    // The frames that did decode are still written.
+    assert!(!frames_of(out.path(), "cut-short.avi").is_empty());
+}
+
+#[test]
+fn cuda_on_a_machine_without_cuda_is_a_clear_error() {
+    let out = TempDir::new().unwrap();
+    let r = analyze(&[&sample("realshort.mp4")], out.path(), &["--device", "cuda"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--device cuda:0 asked for CUDA"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+    assert!(!out.path().join("clips.csv").exists());
+    // auto falls back to the CPU with a warning.
+    let r = analyze(&[&sample("realshort.mp4")], out.path(), &["--device", "auto"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("CUDA unavailable, running on the CPU"), "{}", r.stderr);
+}
+
+#[test]
+fn models_that_break_the_contract_exit_2_naming_the_mismatch() {
+    for (file, needle) in [
+        ("bad-contract-version.onnx", "metadata `framegpt.contract`: expected `1`, found `99`"),
+        ("missing-output.onnx", "output `next_patches` f32 [?, 8, 64, 192]: missing"),
+        ("wrong-shape.onnx", "input `patches`: expected `patches` f32 [?, 8, 64, 192], found `patches` f32 [?, 8, 64, 48]"),
+        ("no-metadata.onnx", "metadata keys missing: `framegpt.contract`"),
+    ] {
+        let model = fixture("models").join(file);
+        let out = TempDir::new().unwrap();
+        let mut cmd = framegpt();
+        cmd.args(["analyze"]).arg(sample("realshort.mp4")).arg("-o").arg(out.path()).arg("--model").arg(&model);
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 2, "{file}: {}", r.stderr);
+        assert!(r.stderr.contains("does not meet the framegpt model contract v1"), "{file}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{file}: {}", r.stderr);
+        let r = run(framegpt().arg("inspect").arg(&model));
+        assert_eq!(r.code, 2, "{file}");
+        assert!(r.stdout.contains("NOT MET"), "{file}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn inspect_prints_the_contract_and_providers() {
+    let r = run(framegpt().arg("inspect"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for needle in ["contract:    v1, ok", "frames:      64x64", "context:     8 frames", "providers:   CPU", "provenance:"] {
+        assert!(r.stdout.contains(needle), "missing {needle:?} in\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn sampling_options_choose_the_frames() {
+    let clip = sample("cockatoo.mp4"); // 280 frames at 20 fps
+    let cases: Vec<(&[&str], Vec<u64>)> = vec![
+        (&["--every", "50"], vec![0, 50, 100, 150, 200, 250]),
+        (&["--fps", "2", "--max-frames", "4"], vec![0, 10, 20, 30]),
+        (&["--start", "1", "--end", "1.5"], (20..30).collect()),
+        (&["--start", "13.5", "--every", "3"], vec![270, 273, 276, 279]),
+        (&["--max-frames", "3"], vec![0, 1, 2]),
+        (&["--keyframes"], vec![0, 160]), // the IDR frames x264 placed (ffprobe -show_packets)
+    ];
+    for (args, want) in cases {
+        let out = TempDir::new().unwrap();
+        let r = analyze(&[&clip], out.path(), args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert_eq!(frames_of(out.path(), "cockatoo.mp4"), want, "{args:?}");
+    }
+}
+
+#[test]
+fn outputs_mirror_the_input_tree() {
+    let dir = TempDir::new().unwrap();
+    for sub in ["a", "b/c"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        std::fs::copy(sample("realshort.mp4"), dir.path().join(sub).join("clip.mp4")).unwrap();
+    }
+    let out = TempDir::new().unwrap();
+    let r = analyze(&[dir.path()], out.path(), &["-r", "--max-frames", "5"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(frames_of(out.path(), "a/clip.mp4").len(), 5);
+    assert_eq!(frames_of(out.path(), "b/c/clip.mp4").len(), 5);
+    let (h, rows) = clip_rows(out.path());
+    assert_eq!(column(&h, &rows, "video"), vec!["a/clip.mp4", "b/c/clip.mp4"]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = TempDir::new().unwrap();
+    let r = analyze(&[Path::new("/nonexistent/video.mp4")], out.path(), &[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("`/nonexistent/video.mp4`: no such file or directory"), "{}", r.stderr);
+    let r = analyze(&[&sample("realshort.mp4")], out.path(), &["--fps", "0"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--fps must be a positive number"), "{}", r.stderr);
+    let r = analyze(&[&sample("realshort.mp4")], out.path(), &["--fps", "2", "--every", "3"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn missing_onnx_runtime_says_what_to_do() {
+    let out = TempDir::new().unwrap();
+    let mut cmd = framegpt();
+    cmd.env("FRAMEGPT_ORT_LIB", "/nonexistent/libonnxruntime.so");
+    cmd.arg("analyze").arg(sample("realshort.mp4")).arg("-o").arg(out.path());
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("FRAMEGPT_ORT_LIB points to `/nonexistent/libonnxruntime.so`"), "{}", r.stderr);
+}
