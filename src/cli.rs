@@ -52,6 +52,9 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Show a model's contract, labels, provenance and this machine's execution providers.
     Inspect(InspectArgs),
+    /// Measure one pipeline stage alone (decode or infer), for scripts/bench.sh.
+    #[command(hide = true)]
+    Bench(crate::commands::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

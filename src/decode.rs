@@ -10,17 +10,18 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::frame::video::Video as AvFrame;
+use ffmpeg_next as ffmpeg;
 
 use crate::sample::{Decision, Sampler};
 
 /// Demuxers accepted for input. FFmpeg matches these names against each demuxer's own
 /// comma-separated name list (`mov` matches `mov,mp4,m4a,3gp,3g2,mj2`). Audio-only
 /// containers are accepted so that their error says "no video stream", which is the cause.
-const FORMAT_WHITELIST: &str = "mov,mp4,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,m4v,ogg,asf,nut,mxf,dv,ivf,\
+const FORMAT_WHITELIST: &str =
+    "mov,mp4,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,m4v,ogg,asf,nut,mxf,dv,ivf,\
 h261,h263,h264,hevc,vvc,av1,obu,mjpeg,gif,yuv4mpegpipe,rm,wtv,3gp,mp3,wav,flac,aac,w64";
 
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +83,11 @@ pub enum DecodeError {
     #[error("unsupported video codec `{0}`: {1}")]
     UnsupportedCodec(String, String),
     #[error("read error after {frames} frames ({at_seconds:.2} s): {cause}")]
-    Read { frames: u64, at_seconds: f64, cause: String },
+    Read {
+        frames: u64,
+        at_seconds: f64,
+        cause: String,
+    },
     #[error("truncated: the container declares {declared}, but decoding ended after {got}")]
     Truncated { declared: String, got: String },
     #[error("no frame could be decoded ({0} decode errors)")]
@@ -112,7 +117,10 @@ pub fn decode_file(
     mut sink: impl FnMut(DecodedFrame) -> bool,
 ) -> Result<DecodeSummary, DecodeError> {
     init();
-    if std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false) {
+    if std::fs::metadata(path)
+        .map(|m| m.len() == 0)
+        .unwrap_or(false)
+    {
         return Err(DecodeError::Empty);
     }
     let mut dict = ffmpeg::Dictionary::new();
@@ -120,17 +128,30 @@ pub fn decode_file(
     dict.set("format_whitelist", FORMAT_WHITELIST);
     // The `file:` prefix keeps a name containing `:` from being read as a protocol.
     let url = format!("file:{}", path.display());
-    let mut ictx = ffmpeg::format::input_with_dictionary(&url, dict).map_err(|e| DecodeError::Open(describe_open_error(e)))?;
+    let mut ictx = ffmpeg::format::input_with_dictionary(&url, dict)
+        .map_err(|e| DecodeError::Open(describe_open_error(e)))?;
 
     let container = ictx.format().name().to_string();
     let Some(stream) = ictx.streams().best(ffmpeg::media::Type::Video) else {
-        let kinds: Vec<String> = ictx.streams().map(|s| format!("{:?}", s.parameters().medium()).to_lowercase()).collect();
-        return Err(DecodeError::NoVideoStream(if kinds.is_empty() { "none".into() } else { kinds.join(", ") }));
+        let kinds: Vec<String> = ictx
+            .streams()
+            .map(|s| format!("{:?}", s.parameters().medium()).to_lowercase())
+            .collect();
+        return Err(DecodeError::NoVideoStream(if kinds.is_empty() {
+            "none".into()
+        } else {
+            kinds.join(", ")
+        }));
     };
     let stream_index = stream.index();
     let time_base = f64::from(stream.time_base());
-    let stream_start = if stream.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE { 0 } else { stream.start_time() };
-    let fps = rational_to_positive(stream.avg_frame_rate()).or_else(|| rational_to_positive(stream.rate()));
+    let stream_start = if stream.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE {
+        0
+    } else {
+        stream.start_time()
+    };
+    let fps = rational_to_positive(stream.avg_frame_rate())
+        .or_else(|| rational_to_positive(stream.rate()));
     let declared_frames = (stream.frames() > 0).then_some(stream.frames() as u64);
     let duration_s = if stream.duration() > 0 {
         Some(stream.duration() as f64 * time_base)
@@ -302,7 +323,9 @@ impl DrainState {
         while !self.stop && decoder.receive_frame(&mut frame).is_ok() {
             let seconds = match frame.timestamp() {
                 Some(ts) => (ts - self.stream_start) as f64 * self.time_base,
-                None => self.last_seconds.map_or(0.0, |s| s + 1.0 / self.fps.unwrap_or(25.0)),
+                None => self
+                    .last_seconds
+                    .map_or(0.0, |s| s + 1.0 / self.fps.unwrap_or(25.0)),
             };
             let index = if self.index_from_time {
                 (seconds * self.fps.unwrap_or(25.0)).round().max(0.0) as u64
@@ -328,7 +351,12 @@ impl DrainState {
                 }
             };
             summary.frames_kept += 1;
-            if !sink(DecodedFrame { index, pts_seconds: seconds, rgb }) || sampler.is_full() {
+            if !sink(DecodedFrame {
+                index,
+                pts_seconds: seconds,
+                rgb,
+            }) || sampler.is_full()
+            {
                 self.stop = true;
             }
         }
@@ -338,13 +366,23 @@ impl DrainState {
         let (w, h) = (self.options.frame_width, self.options.frame_height);
         let key = (frame.format(), frame.width(), frame.height());
         if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
-            let ctx = scaling::Context::get(key.0, key.1, key.2, Pixel::RGB24, w, h, scaling::Flags::AREA)
-                .map_err(|e| DecodeError::Scale(e.to_string()))?;
+            let ctx = scaling::Context::get(
+                key.0,
+                key.1,
+                key.2,
+                Pixel::RGB24,
+                w,
+                h,
+                scaling::Flags::AREA,
+            )
+            .map_err(|e| DecodeError::Scale(e.to_string()))?;
             self.scaler = Some((ctx, key));
         }
         let (scaler, _) = self.scaler.as_mut().expect("scaler was just created");
         let mut out = AvFrame::empty();
-        scaler.run(frame, &mut out).map_err(|e| DecodeError::Scale(e.to_string()))?;
+        scaler
+            .run(frame, &mut out)
+            .map_err(|e| DecodeError::Scale(e.to_string()))?;
         let stride = out.stride(0);
         let row = (w * 3) as usize;
         let data = out.data(0);
@@ -372,9 +410,19 @@ fn describe_open_error(e: ffmpeg::Error) -> String {
 
 /// Probes only the stream information (for `inspect`-like uses and tests).
 pub fn probe(path: &Path) -> Result<VideoInfo, DecodeError> {
-    let mut sampler = Sampler::new(crate::sample::SampleSpec { max_frames: Some(0), ..Default::default() });
-    let options = DecodeOptions { frame_width: 8, frame_height: 8, threads: 1 };
-    decode_file(path, options, &mut sampler, &AtomicBool::new(false), |_| false).map(|s| s.info)
+    let mut sampler = Sampler::new(crate::sample::SampleSpec {
+        max_frames: Some(0),
+        ..Default::default()
+    });
+    let options = DecodeOptions {
+        frame_width: 8,
+        frame_height: 8,
+        threads: 1,
+    };
+    decode_file(path, options, &mut sampler, &AtomicBool::new(false), |_| {
+        false
+    })
+    .map(|s| s.info)
 }
 
 mod log_bridge {
@@ -389,7 +437,12 @@ mod log_bridge {
         }
     }
 
-    unsafe extern "C" fn callback(avcl: *mut c_void, level: c_int, fmt: *const c_char, vl: *mut ffi::__va_list_tag) {
+    unsafe extern "C" fn callback(
+        avcl: *mut c_void,
+        level: c_int,
+        fmt: *const c_char,
+        vl: *mut ffi::__va_list_tag,
+    ) {
         if level > ffi::AV_LOG_WARNING {
             return;
         }
@@ -397,7 +450,15 @@ mod log_bridge {
         let mut prefix: c_int = 1;
         // SAFETY: FFmpeg hands us a valid format string and va_list; the buffer is ours.
         let line = unsafe {
-            ffi::av_log_format_line2(avcl, level, fmt, vl, buf.as_mut_ptr(), buf.len() as c_int, &mut prefix);
+            ffi::av_log_format_line2(
+                avcl,
+                level,
+                fmt,
+                vl,
+                buf.as_mut_ptr(),
+                buf.len() as c_int,
+                &mut prefix,
+            );
             CStr::from_ptr(buf.as_ptr())
         };
         let text = line.to_string_lossy();

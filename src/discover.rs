@@ -7,8 +7,9 @@ use std::path::{Component, Path, PathBuf};
 
 /// File extensions taken from directories and globs (explicit files are always taken).
 pub const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "flv", "wmv", "asf", "mpg", "mpeg", "mpe", "m2v", "ts", "mts",
-    "m2ts", "vob", "ogv", "3gp", "3g2", "mxf", "dv", "y4m", "ivf", "nut", "h264", "264", "hevc", "265", "rm", "rmvb",
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "flv", "wmv", "asf", "mpg", "mpeg", "mpe", "m2v",
+    "ts", "mts", "m2ts", "vob", "ogv", "3gp", "3g2", "mxf", "dv", "y4m", "ivf", "nut", "h264",
+    "264", "hevc", "265", "rm", "rmvb",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +40,9 @@ pub fn is_video_name(path: &Path) -> bool {
 }
 
 fn is_hidden(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
 }
 
 fn has_glob_chars(s: &str) -> bool {
@@ -59,49 +62,85 @@ pub fn discover(inputs: &[String], recursive: bool) -> Discovered {
         } else if path.is_dir() {
             let abs = absolute(&path);
             let before = found.len();
-            walk(&abs, if recursive { usize::MAX } else { 1 }, |p| is_video_name(p), &mut found);
+            walk(
+                &abs,
+                if recursive { usize::MAX } else { 1 },
+                |p| is_video_name(p),
+                &mut found,
+            );
             if found.len() == before {
                 missing.push(MissingInput {
                     input: input.clone(),
                     cause: format!(
                         "no video files in this directory{}",
-                        if recursive { "" } else { " (use -r to descend into subdirectories)" }
+                        if recursive {
+                            ""
+                        } else {
+                            " (use -r to descend into subdirectories)"
+                        }
                     ),
                 });
             }
             roots.push(abs);
         } else if has_glob_chars(input) {
-            match globset::GlobBuilder::new(&absolute(&path).to_string_lossy()).literal_separator(true).build() {
+            match globset::GlobBuilder::new(&absolute(&path).to_string_lossy())
+                .literal_separator(true)
+                .build()
+            {
                 Ok(glob) => {
                     let matcher = glob.compile_matcher();
                     let base = absolute(&glob_base(&path));
                     let before = found.len();
                     walk(&base, usize::MAX, |p| matcher.is_match(p), &mut found);
                     if found.len() == before {
-                        missing.push(MissingInput { input: input.clone(), cause: "the pattern matched no file".into() });
+                        missing.push(MissingInput {
+                            input: input.clone(),
+                            cause: "the pattern matched no file".into(),
+                        });
                     }
                     roots.push(base);
                 }
-                Err(e) => missing.push(MissingInput { input: input.clone(), cause: format!("invalid glob: {e}") }),
+                Err(e) => missing.push(MissingInput {
+                    input: input.clone(),
+                    cause: format!("invalid glob: {e}"),
+                }),
             }
         } else {
-            missing.push(MissingInput { input: input.clone(), cause: "no such file or directory".into() });
+            missing.push(MissingInput {
+                input: input.clone(),
+                cause: "no such file or directory".into(),
+            });
         }
     }
     let root = common_ancestor(&roots);
     let files = found
         .into_iter()
         .map(|(path, size)| {
-            let rel = path.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_else(|_| strip_root(&path));
+            let rel = path
+                .strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| strip_root(&path));
             InputFile { path, rel, size }
         })
         .collect();
     Discovered { files, missing }
 }
 
-fn walk(dir: &Path, max_depth: usize, keep: impl Fn(&Path) -> bool, found: &mut BTreeMap<PathBuf, u64>) {
-    let walker = walkdir::WalkDir::new(dir).max_depth(max_depth).follow_links(true).sort_by_file_name();
-    for entry in walker.into_iter().filter_entry(|e| e.depth() == 0 || !is_hidden(e.path())).flatten() {
+fn walk(
+    dir: &Path,
+    max_depth: usize,
+    keep: impl Fn(&Path) -> bool,
+    found: &mut BTreeMap<PathBuf, u64>,
+) {
+    let walker = walkdir::WalkDir::new(dir)
+        .max_depth(max_depth)
+        .follow_links(true)
+        .sort_by_file_name();
+    for entry in walker
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !is_hidden(e.path()))
+        .flatten()
+    {
         if entry.file_type().is_file() && keep(entry.path()) {
             let size = entry.metadata().map_or(0, |m| m.len());
             found.insert(entry.path().to_path_buf(), size);
@@ -115,7 +154,11 @@ fn file_size(p: &Path) -> u64 {
 
 /// Absolute and lexically normalized (no `.`/`..`), without resolving links.
 fn absolute(p: &Path) -> PathBuf {
-    let joined = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir().unwrap_or_default().join(p) };
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
     let mut out = PathBuf::new();
     for c in joined.components() {
         match c {
@@ -147,17 +190,25 @@ fn glob_base(pattern: &Path) -> PathBuf {
 
 fn common_ancestor(paths: &[PathBuf]) -> PathBuf {
     let mut iter = paths.iter();
-    let Some(first) = iter.next() else { return PathBuf::new() };
+    let Some(first) = iter.next() else {
+        return PathBuf::new();
+    };
     let mut common: Vec<Component> = first.components().collect();
     for p in iter {
-        let n = common.iter().zip(p.components()).take_while(|(a, b)| **a == *b).count();
+        let n = common
+            .iter()
+            .zip(p.components())
+            .take_while(|(a, b)| **a == *b)
+            .count();
         common.truncate(n);
     }
     common.iter().collect()
 }
 
 fn strip_root(p: &Path) -> PathBuf {
-    p.components().filter(|c| matches!(c, Component::Normal(_))).collect()
+    p.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -173,7 +224,14 @@ mod tests {
     #[test]
     fn mirrors_the_tree_and_never_collides() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["a/clip.mp4", "b/clip.mp4", "b/deep/x.MKV", "b/notes.txt", "b/.hidden.mp4", ".cache/y.mp4"] {
+        for f in [
+            "a/clip.mp4",
+            "b/clip.mp4",
+            "b/deep/x.MKV",
+            "b/notes.txt",
+            "b/.hidden.mp4",
+            ".cache/y.mp4",
+        ] {
             touch(dir.path(), f);
         }
         let root = dir.path().to_string_lossy().to_string();
@@ -181,7 +239,11 @@ mod tests {
         assert!(flat.files.is_empty());
         assert_eq!(flat.missing.len(), 1);
         let d = discover(&[root], true);
-        let rels: Vec<String> = d.files.iter().map(|f| f.rel.to_string_lossy().to_string()).collect();
+        let rels: Vec<String> = d
+            .files
+            .iter()
+            .map(|f| f.rel.to_string_lossy().to_string())
+            .collect();
         assert_eq!(rels, vec!["a/clip.mp4", "b/clip.mp4", "b/deep/x.MKV"]);
         assert!(d.missing.is_empty());
     }
@@ -189,13 +251,45 @@ mod tests {
     #[test]
     fn explicit_files_globs_and_missing() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["cams/1.mkv", "cams/2.mkv", "cams/3.mp4", "other/clip.mp4", "other/readme.md"] {
+        for f in [
+            "cams/1.mkv",
+            "cams/2.mkv",
+            "cams/3.mp4",
+            "other/clip.mp4",
+            "other/readme.md",
+        ] {
             touch(dir.path(), f);
         }
         let p = |s: &str| dir.path().join(s).to_string_lossy().to_string();
-        let d = discover(&[p("cams/*.mkv"), p("other/readme.md"), p("other/clip.mp4"), p("nope.mp4")], false);
-        let rels: Vec<String> = d.files.iter().map(|f| f.rel.to_string_lossy().to_string()).collect();
-        assert_eq!(rels, vec!["cams/1.mkv", "cams/2.mkv", "other/clip.mp4", "other/readme.md"]);
-        assert_eq!(d.missing, vec![MissingInput { input: p("nope.mp4"), cause: "no such file or directory".into() }]);
+        let d = discover(
+            &[
+                p("cams/*.mkv"),
+                p("other/readme.md"),
+                p("other/clip.mp4"),
+                p("nope.mp4"),
+            ],
+            false,
+        );
+        let rels: Vec<String> = d
+            .files
+            .iter()
+            .map(|f| f.rel.to_string_lossy().to_string())
+            .collect();
+        assert_eq!(
+            rels,
+            vec![
+                "cams/1.mkv",
+                "cams/2.mkv",
+                "other/clip.mp4",
+                "other/readme.md"
+            ]
+        );
+        assert_eq!(
+            d.missing,
+            vec![MissingInput {
+                input: p("nope.mp4"),
+                cause: "no such file or directory".into()
+            }]
+        );
     }
 }

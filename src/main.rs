@@ -10,13 +10,18 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::UsageError.into() } else { ExitCode::Success.into() };
+            return if e.use_stderr() {
+                ExitCode::UsageError.into()
+            } else {
+                ExitCode::Success.into()
+            };
         }
     };
     init_logging(&cli.global);
     let result = match &cli.command {
         Command::Analyze(args) => commands::analyze::run(args, &cli.global),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Bench(args) => commands::bench::run(args, &cli.global),
     };
     match result {
         Ok(code) => code.into(),
@@ -47,7 +52,9 @@ fn init_logging(global: &GlobalArgs) {
     let ansi = match global.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

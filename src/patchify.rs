@@ -28,10 +28,22 @@ impl Patchifier {
         )
     }
 
-    pub fn from_parts(width: usize, height: usize, patch: usize, mean: [f32; 3], std: [f32; 3]) -> Self {
+    pub fn from_parts(
+        width: usize,
+        height: usize,
+        patch: usize,
+        mean: [f32; 3],
+        std: [f32; 3],
+    ) -> Self {
         let scale = [0, 1, 2].map(|c| 1.0 / (255.0 * std[c]));
         let offset = [0, 1, 2].map(|c| -mean[c] / std[c]);
-        Patchifier { frame_width: width, frame_height: height, patch_size: patch, scale, offset }
+        Patchifier {
+            frame_width: width,
+            frame_height: height,
+            patch_size: patch,
+            scale,
+            offset,
+        }
     }
 
     pub fn num_patches(&self) -> usize {
@@ -50,7 +62,13 @@ impl Patchifier {
     /// Writes the N×C patches of one packed RGB24 frame into `out` (length N·C).
     pub fn patchify_into(&self, rgb: &[u8], out: &mut [f32]) {
         let (w, p) = (self.frame_width, self.patch_size);
-        assert_eq!(rgb.len(), w * self.frame_height * 3, "frame is not {}x{} RGB24", w, self.frame_height);
+        assert_eq!(
+            rgb.len(),
+            w * self.frame_height * 3,
+            "frame is not {}x{} RGB24",
+            w,
+            self.frame_height
+        );
         assert_eq!(out.len(), self.frame_len());
         let grid_x = w / p;
         let row_len = p * 3;
@@ -84,7 +102,8 @@ impl Patchifier {
                 let (py, rest) = (i / (p * 3), i % (p * 3));
                 let (px, c) = (rest / 3, rest % 3);
                 let pixel = (v - self.offset[c]) / self.scale[c];
-                rgb[((gy * p + py) * w + gx * p + px) * 3 + c] = pixel.round().clamp(0.0, 255.0) as u8;
+                rgb[((gy * p + py) * w + gx * p + px) * 3 + c] =
+                    pixel.round().clamp(0.0, 255.0) as u8;
             }
         }
         rgb

@@ -91,8 +91,12 @@ impl ClipRow {
             self.shots.to_string(),
             write::opt_f32(self.mean_surprise, 6),
             write::opt_f32(self.max_surprise, 6),
-            self.top_label.as_ref().map_or(String::new(), |(l, _)| l.clone()),
-            self.top_label.as_ref().map_or(String::new(), |(_, s)| format!("{s:.4}")),
+            self.top_label
+                .as_ref()
+                .map_or(String::new(), |(l, _)| l.clone()),
+            self.top_label
+                .as_ref()
+                .map_or(String::new(), |(_, s)| format!("{s:.4}")),
             format!("{:.3}", self.elapsed_s),
         ]
     }
@@ -137,8 +141,15 @@ struct StepResult {
 }
 
 enum Scored {
-    Batch { file: usize, seq: u64, steps: Vec<StepResult> },
-    Failed { file: usize, error: String },
+    Batch {
+        file: usize,
+        seq: u64,
+        steps: Vec<StepResult>,
+    },
+    Failed {
+        file: usize,
+        error: String,
+    },
     Done(FileDone),
 }
 
@@ -150,7 +161,11 @@ pub fn run(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<RunReport> {
-    let contract = models.first().expect("at least one model").contract().clone();
+    let contract = models
+        .first()
+        .expect("at least one model")
+        .contract()
+        .clone();
     let patchifier = Patchifier::new(&contract);
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<usize>();
     for i in 0..files.len() {
@@ -166,7 +181,11 @@ pub fn run(
         for _ in 0..config.decode_jobs.min(files.len()).max(1) {
             let (job_rx, work_tx) = (job_rx.clone(), work_tx.clone());
             let (patchifier, contract) = (&patchifier, &contract);
-            scope.spawn(move || decode_worker(config, files, contract, patchifier, &job_rx, &work_tx, progress, cancel));
+            scope.spawn(move || {
+                decode_worker(
+                    config, files, contract, patchifier, &job_rx, &work_tx, progress, cancel,
+                )
+            });
         }
         drop(work_tx);
         for model in models {
@@ -175,7 +194,16 @@ pub fn run(
         }
         drop(scored_tx);
         drop(work_rx);
-        writer(config, files, &contract, &scored_rx, progress, cancel, &frames_total, started)
+        writer(
+            config,
+            files,
+            &contract,
+            &scored_rx,
+            progress,
+            cancel,
+            &frames_total,
+            started,
+        )
     })
 }
 
@@ -219,7 +247,11 @@ fn decode_worker(
             threads: config.ffmpeg_threads,
         };
         let outcome = decode::decode_file(&input.path, options, &mut sampler, cancel, |frame| {
-            let meta = FrameMeta { position, index: frame.index, pts_seconds: frame.pts_seconds };
+            let meta = FrameMeta {
+                position,
+                index: frame.index,
+                pts_seconds: frame.pts_seconds,
+            };
             position += 1;
             bar.inc(1);
             pending.extend(windower.push(meta, patchifier.patchify(&frame.rgb)));
@@ -231,7 +263,9 @@ fn decode_worker(
         if outcome.is_ok() {
             pending.extend(windower.finish());
             while !pending.is_empty() {
-                let rest: Vec<Window> = pending.drain(..pending.len().min(config.batch_windows)).collect();
+                let rest: Vec<Window> = pending
+                    .drain(..pending.len().min(config.batch_windows))
+                    .collect();
                 let mut chunk = rest;
                 if !flush(&mut chunk, true) {
                     send_failed = true;
@@ -239,7 +273,16 @@ fn decode_worker(
             }
         }
         progress.file_done(&bar);
-        if send_failed || work.send(Work::Done(FileDone { file, batches: seq, started, outcome })).is_err() {
+        if send_failed
+            || work
+                .send(Work::Done(FileDone {
+                    file,
+                    batches: seq,
+                    started,
+                    outcome,
+                }))
+                .is_err()
+        {
             break;
         }
     }
@@ -247,7 +290,11 @@ fn decode_worker(
 
 fn inference_worker(mut model: Model, work: &Receiver<Work>, scored: &Sender<Scored>) {
     let contract = model.contract().clone();
-    let (t, n, c) = (contract.context_frames, contract.num_patches(), contract.patch_dim());
+    let (t, n, c) = (
+        contract.context_frames,
+        contract.num_patches(),
+        contract.patch_dim(),
+    );
     let frame_len = n * c;
     while let Ok(item) = work.recv() {
         let out = match item {
@@ -258,9 +305,13 @@ fn inference_worker(mut model: Model, work: &Receiver<Work>, scored: &Sender<Sco
                 for w in &batch.windows {
                     data.extend_from_slice(&w.input);
                 }
-                let input = Array4::from_shape_vec((b, t, n, c), data).expect("windows have T·N·C values");
+                let input =
+                    Array4::from_shape_vec((b, t, n, c), data).expect("windows have T·N·C values");
                 match model.run(input.view()) {
-                    Err(e) => Scored::Failed { file: batch.file, error: e.to_string() },
+                    Err(e) => Scored::Failed {
+                        file: batch.file,
+                        error: e.to_string(),
+                    },
                     Ok(output) => {
                         let steps = batch
                             .windows
@@ -270,22 +321,41 @@ fn inference_worker(mut model: Model, work: &Receiver<Work>, scored: &Sender<Sco
                                 let output = &output;
                                 w.steps.iter().map(move |st| {
                                     let p = st.position;
-                                    let frame_patches = &w.input[p * frame_len..(p + 1) * frame_len];
-                                    let (thumb, luma) = shots::thumbnail(frame_patches, c, contract.mean, contract.std);
+                                    let frame_patches =
+                                        &w.input[p * frame_len..(p + 1) * frame_len];
+                                    let (thumb, luma) = shots::thumbnail(
+                                        frame_patches,
+                                        c,
+                                        contract.mean,
+                                        contract.std,
+                                    );
                                     let pred = output.next_patches.slice(ndarray::s![i, p, .., ..]);
                                     let pred = pred.as_slice().expect("standard layout");
-                                    let next_surprise =
-                                        st.target.as_ref().map(|(_, actual)| score::mean_squared_error(pred, actual));
-                                    let embedding = output.embeddings.slice(ndarray::s![i, p, ..]).to_vec();
-                                    let probs = output
-                                        .logits
+                                    let next_surprise = st
+                                        .target
                                         .as_ref()
-                                        .map(|l| score::softmax(&l.slice(ndarray::s![i, p, ..]).to_vec()));
-                                    StepResult { frame: st.frame, thumb, luma, embedding, probs, next_surprise }
+                                        .map(|(_, actual)| score::mean_squared_error(pred, actual));
+                                    let embedding =
+                                        output.embeddings.slice(ndarray::s![i, p, ..]).to_vec();
+                                    let probs = output.logits.as_ref().map(|l| {
+                                        score::softmax(&l.slice(ndarray::s![i, p, ..]).to_vec())
+                                    });
+                                    StepResult {
+                                        frame: st.frame,
+                                        thumb,
+                                        luma,
+                                        embedding,
+                                        probs,
+                                        next_surprise,
+                                    }
                                 })
                             })
                             .collect();
-                        Scored::Batch { file: batch.file, seq: batch.seq, steps }
+                        Scored::Batch {
+                            file: batch.file,
+                            seq: batch.seq,
+                            steps,
+                        }
                     }
                 }
             }
@@ -318,11 +388,18 @@ struct FileOutput {
 }
 
 impl FileOutput {
-    fn create(config: &PipelineConfig, input: &InputFile, contract: &ModelContract) -> Result<Self> {
+    fn create(
+        config: &PipelineConfig,
+        input: &InputFile,
+        contract: &ModelContract,
+    ) -> Result<Self> {
         let dir = config.output_dir.join(&input.rel);
         let frames = CsvStream::create(&dir.join("frames.csv"), &write::FRAMES_HEADER)?;
         let npy = if config.embeddings {
-            Some(NpyStream::create(&dir.join("embeddings.npy"), contract.embedding_dim)?)
+            Some(NpyStream::create(
+                &dir.join("embeddings.npy"),
+                contract.embedding_dim,
+            )?)
         } else {
             None
         };
@@ -369,25 +446,39 @@ impl FileOutput {
             npy.row(&s.embedding)?;
         }
         let label = s.probs.as_ref().and_then(|p| {
-            p.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1))
+            p.iter()
+                .copied()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
         });
         if let Some((k, _)) = label {
             self.label_counts[k] += 1;
         }
         self.waiting.push_back((s.frame, surprise, label));
-        let decisions = self.detector.push(FrameSignal { surprise, thumb: s.thumb, luma: s.luma });
+        let decisions = self.detector.push(FrameSignal {
+            surprise,
+            thumb: s.thumb,
+            luma: s.luma,
+        });
         self.write_decided(decisions)
     }
 
     fn write_decided(&mut self, decisions: Vec<shots::FrameDecision>) -> Result<()> {
         for d in decisions {
-            let (meta, surprise, label) = self.waiting.pop_front().expect("a decision per waiting frame");
+            let (meta, surprise, label) = self
+                .waiting
+                .pop_front()
+                .expect("a decision per waiting frame");
             let new_shot = self.shots.is_empty() || d.boundary.is_some();
             if new_shot {
                 if let Some(last) = self.shots.last_mut() {
                     last.end_s = meta.pts_seconds;
                 }
-                let transition = if self.shots.is_empty() { None } else { d.boundary };
+                let transition = if self.shots.is_empty() {
+                    None
+                } else {
+                    d.boundary
+                };
                 self.shots.push(Shot {
                     start_frame: meta.index,
                     end_frame: meta.index,
@@ -421,7 +512,12 @@ impl FileOutput {
     }
 
     /// Flushes the detector, closes the last shot and renames everything into place.
-    fn finish(mut self, config: &PipelineConfig, input: &InputFile, summary: &DecodeSummary) -> Result<ClipRow> {
+    fn finish(
+        mut self,
+        config: &PipelineConfig,
+        input: &InputFile,
+        summary: &DecodeSummary,
+    ) -> Result<ClipRow> {
         let decisions = self.detector.finish();
         self.write_decided(decisions)?;
         let frame_s = summary.info.fps.map_or(0.0, |f| 1.0 / f);
@@ -429,7 +525,11 @@ impl FileOutput {
             last.end_s = self.last_pts + frame_s;
         }
         let dir = config.output_dir.join(&input.rel);
-        write::write_csv_atomic(&dir.join("shots.csv"), &write::SHOTS_HEADER, &write::shot_rows(&self.video, &self.shots))?;
+        write::write_csv_atomic(
+            &dir.join("shots.csv"),
+            &write::SHOTS_HEADER,
+            &write::shot_rows(&self.video, &self.shots),
+        )?;
         if config.scenes_format == ScenesFormat::Pyscenedetect {
             write::write_pyscenedetect(&dir.join("scenes.csv"), &self.shots)?;
         }
@@ -437,7 +537,13 @@ impl FileOutput {
         if let Some(npy) = self.npy {
             npy.finish()?;
         }
-        let top_label = match (&self.labels, self.label_counts.iter().enumerate().max_by_key(|(_, c)| **c)) {
+        let top_label = match (
+            &self.labels,
+            self.label_counts
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, c)| **c),
+        ) {
             (Some(names), Some((k, count))) if self.frames_written > 0 => {
                 Some((names[k].clone(), *count as f32 / self.frames_written as f32))
             }
@@ -451,7 +557,8 @@ impl FileOutput {
             frames_analyzed: self.frames_written,
             decode_errors: summary.decode_errors,
             shots: self.shots.len() as u64,
-            mean_surprise: (self.surprise_count > 0).then(|| (self.surprise_sum / self.surprise_count as f64) as f32),
+            mean_surprise: (self.surprise_count > 0)
+                .then(|| (self.surprise_sum / self.surprise_count as f64) as f32),
             max_surprise: self.surprise_max,
             top_label,
             elapsed_s: 0.0,
@@ -512,7 +619,9 @@ fn writer(
             }
         };
         // Finalize a file once its end and all its batches are in.
-        let complete = done.get(&file).is_some_and(|d| received.get(&file).copied().unwrap_or(0) == d.batches);
+        let complete = done
+            .get(&file)
+            .is_some_and(|d| received.get(&file).copied().unwrap_or(0) == d.batches);
         if !complete {
             continue;
         }
@@ -528,7 +637,9 @@ fn writer(
             (_, Some(error)) => ClipRow::failed(video, error),
             (Err(e), None) => ClipRow::failed(video, e.to_string()),
             (Ok(summary), None) => match output {
-                Some(out) => out.finish(config, input, &summary).unwrap_or_else(|e| ClipRow::failed(input.rel.to_string_lossy().to_string(), format!("{e:#}"))),
+                Some(out) => out.finish(config, input, &summary).unwrap_or_else(|e| {
+                    ClipRow::failed(input.rel.to_string_lossy().to_string(), format!("{e:#}"))
+                }),
                 None => ClipRow::failed(video, "no frame was analyzed".to_string()),
             },
         };

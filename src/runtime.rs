@@ -35,7 +35,10 @@ static LOADED: OnceLock<Result<(PathBuf, ort::environment::Environment), String>
 
 /// Candidate library paths, in search order.
 pub fn candidate_paths() -> Vec<PathBuf> {
-    let names = [format!("libonnxruntime.so.{ORT_VERSION}"), "libonnxruntime.so".to_string()];
+    let names = [
+        format!("libonnxruntime.so.{ORT_VERSION}"),
+        "libonnxruntime.so".to_string(),
+    ];
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
@@ -69,9 +72,17 @@ pub fn find_library() -> Result<PathBuf, RuntimeError> {
             let path = PathBuf::from(value);
             if path.is_dir() {
                 let file = path.join("libonnxruntime.so");
-                return if file.exists() { Ok(file) } else { Err(RuntimeError::EnvMissing(file)) };
+                return if file.exists() {
+                    Ok(file)
+                } else {
+                    Err(RuntimeError::EnvMissing(file))
+                };
             }
-            return if path.exists() { Ok(path) } else { Err(RuntimeError::EnvMissing(path)) };
+            return if path.exists() {
+                Ok(path)
+            } else {
+                Err(RuntimeError::EnvMissing(path))
+            };
         }
     }
     let searched = candidate_paths();
@@ -111,7 +122,10 @@ fn load(path: &Path) -> Result<ort::environment::Environment, RuntimeError> {
     let env = builder
         .with_name("framegpt")
         .build()
-        .map_err(|e| RuntimeError::Load { path: path.to_path_buf(), cause: e.to_string() })?;
+        .map_err(|e| RuntimeError::Load {
+            path: path.to_path_buf(),
+            cause: e.to_string(),
+        })?;
     tracing::debug!(path = %path.display(), "loaded ONNX Runtime");
     Ok(env)
 }

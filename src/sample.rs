@@ -20,7 +20,14 @@ pub struct SampleSpec {
 
 impl Default for SampleSpec {
     fn default() -> Self {
-        SampleSpec { every: 1, target_fps: None, max_frames: None, start_s: 0.0, end_s: None, keyframes_only: false }
+        SampleSpec {
+            every: 1,
+            target_fps: None,
+            max_frames: None,
+            start_s: 0.0,
+            end_s: None,
+            keyframes_only: false,
+        }
     }
 }
 
@@ -54,7 +61,12 @@ const EPS_S: f64 = 5e-7;
 
 impl Sampler {
     pub fn new(spec: SampleSpec) -> Self {
-        Sampler { spec, in_range: 0, kept: 0, next_tick_s: None }
+        Sampler {
+            spec,
+            in_range: 0,
+            kept: 0,
+            next_tick_s: None,
+        }
     }
 
     pub fn spec(&self) -> &SampleSpec {
@@ -74,7 +86,11 @@ impl Sampler {
         if self.is_full() {
             return Decision::Stop;
         }
-        if self.spec.end_s.is_some_and(|end| pts_seconds >= end - EPS_S) {
+        if self
+            .spec
+            .end_s
+            .is_some_and(|end| pts_seconds >= end - EPS_S)
+        {
             return Decision::Stop;
         }
         if pts_seconds < self.spec.start_s - EPS_S {
@@ -130,12 +146,51 @@ mod tests {
         let cases: Vec<(SampleSpec, Vec<u64>)> = vec![
             (d(), (0..10).collect()),
             (SampleSpec { every: 3, ..d() }, vec![0, 3, 6, 9]),
-            (SampleSpec { max_frames: Some(4), ..d() }, vec![0, 1, 2, 3]),
-            (SampleSpec { target_fps: Some(2.0), ..d() }, vec![0, 5]),
-            (SampleSpec { target_fps: Some(5.0), ..d() }, vec![0, 2, 4, 6, 8]),
-            (SampleSpec { start_s: 0.2, end_s: Some(0.3), ..d() }, vec![2]),
-            (SampleSpec { start_s: 0.1, every: 4, ..d() }, vec![1, 5, 9]),
-            (SampleSpec { start_s: 0.15, target_fps: Some(4.0), ..d() }, vec![2, 4, 7, 9]),
+            (
+                SampleSpec {
+                    max_frames: Some(4),
+                    ..d()
+                },
+                vec![0, 1, 2, 3],
+            ),
+            (
+                SampleSpec {
+                    target_fps: Some(2.0),
+                    ..d()
+                },
+                vec![0, 5],
+            ),
+            (
+                SampleSpec {
+                    target_fps: Some(5.0),
+                    ..d()
+                },
+                vec![0, 2, 4, 6, 8],
+            ),
+            (
+                SampleSpec {
+                    start_s: 0.2,
+                    end_s: Some(0.3),
+                    ..d()
+                },
+                vec![2],
+            ),
+            (
+                SampleSpec {
+                    start_s: 0.1,
+                    every: 4,
+                    ..d()
+                },
+                vec![1, 5, 9],
+            ),
+            (
+                SampleSpec {
+                    start_s: 0.15,
+                    target_fps: Some(4.0),
+                    ..d()
+                },
+                vec![2, 4, 7, 9],
+            ),
         ];
         for (spec, want) in cases {
             assert_eq!(kept(spec.clone(), 10.0, 10), want, "{spec:?}");
@@ -145,9 +200,20 @@ mod tests {
     #[test]
     fn fps_grid_on_29_97() {
         // 29.97 fps sampled at 2 fps: one frame per half second, never two on one tick.
-        let got = kept(SampleSpec { target_fps: Some(2.0), ..Default::default() }, 30000.0 / 1001.0, 300);
+        let got = kept(
+            SampleSpec {
+                target_fps: Some(2.0),
+                ..Default::default()
+            },
+            30000.0 / 1001.0,
+            300,
+        );
         assert_eq!(got.len(), 20);
-        assert!(got.windows(2).all(|w| (w[1] - w[0]) == 15 || (w[1] - w[0]) == 16), "{got:?}");
+        assert!(
+            got.windows(2)
+                .all(|w| (w[1] - w[0]) == 15 || (w[1] - w[0]) == 16),
+            "{got:?}"
+        );
     }
 
     proptest! {

@@ -115,7 +115,9 @@ impl Windower {
     }
 
     fn frame(&self, position: u64) -> Option<&(FrameMeta, Vec<f32>)> {
-        position.checked_sub(self.buffer_start).and_then(|i| self.buffer.get(i as usize))
+        position
+            .checked_sub(self.buffer_start)
+            .and_then(|i| self.buffer.get(i as usize))
     }
 
     fn emit(&mut self, k: u64) -> Window {
@@ -126,14 +128,22 @@ impl Windower {
             let pos = (start + p).min(last_seen);
             input.extend_from_slice(&self.frame(pos).expect("window frame is buffered").1);
         }
-        let first_position = if k == 0 { 0 } else { self.context - self.stride };
+        let first_position = if k == 0 {
+            0
+        } else {
+            self.context - self.stride
+        };
         let steps = (first_position..self.context)
             .filter(|p| start + (*p as u64) <= last_seen)
             .map(|p| {
                 let at = start + p as u64;
                 let frame = self.frame(at).expect("owned frame is buffered").0;
                 let target = self.frame(at + 1).map(|(m, x)| (*m, x.clone()));
-                OwnedStep { position: p, frame, target }
+                OwnedStep {
+                    position: p,
+                    frame,
+                    target,
+                }
             })
             .collect();
         // Frames before the next window's start are no longer needed.
@@ -149,7 +159,11 @@ impl Windower {
 /// Mean squared error between a predicted and an actual frame (normalized patch space).
 pub fn mean_squared_error(predicted: &[f32], actual: &[f32]) -> f32 {
     debug_assert_eq!(predicted.len(), actual.len());
-    let sum: f64 = predicted.iter().zip(actual).map(|(p, a)| f64::from(p - a).powi(2)).sum();
+    let sum: f64 = predicted
+        .iter()
+        .zip(actual)
+        .map(|(p, a)| f64::from(p - a).powi(2))
+        .sum();
     (sum / actual.len().max(1) as f64) as f32
 }
 
@@ -176,7 +190,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn meta(p: u64) -> FrameMeta {
-        FrameMeta { position: p, index: p, pts_seconds: p as f64 }
+        FrameMeta {
+            position: p,
+            index: p,
+            pts_seconds: p as f64,
+        }
     }
 
     /// Runs a windower over `n` frames whose single value is their position.
@@ -214,9 +232,14 @@ mod tests {
     fn later_windows_own_only_their_well_contexted_half() {
         let windows = run(20, 8, 4);
         assert_eq!(windows[0].steps.len(), 8);
-        assert!(windows[1..].iter().all(|w| w.steps.iter().all(|s| s.position >= 4)));
+        assert!(windows[1..]
+            .iter()
+            .all(|w| w.steps.iter().all(|s| s.position >= 4)));
         // Window 1 starts at frame 4: input frames 4..12, owns frames 8..12.
-        assert_eq!(windows[1].input, (4..12).map(|x| x as f32).collect::<Vec<_>>());
+        assert_eq!(
+            windows[1].input,
+            (4..12).map(|x| x as f32).collect::<Vec<_>>()
+        );
         assert_eq!(windows[1].steps.first().unwrap().frame.position, 8);
     }
 
@@ -224,7 +247,10 @@ mod tests {
     fn short_video_pads_with_last_frame() {
         let windows = run(3, 8, 4);
         assert_eq!(windows.len(), 1);
-        assert_eq!(windows[0].input, vec![0.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]);
+        assert_eq!(
+            windows[0].input,
+            vec![0.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+        );
         assert_eq!(windows[0].steps.len(), 3);
         assert!(windows[0].steps[2].target.is_none());
     }

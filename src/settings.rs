@@ -35,7 +35,12 @@ impl ThreadBudget {
     pub fn new(total: usize, jobs: Option<usize>) -> Self {
         let total = total.max(1);
         let decode_jobs = jobs.unwrap_or(if total >= 2 { 2 } else { 1 }).max(1);
-        ThreadBudget { total, decode_jobs, ffmpeg_per_file: (total / decode_jobs).max(1), ort: total }
+        ThreadBudget {
+            total,
+            decode_jobs,
+            ffmpeg_per_file: (total / decode_jobs).max(1),
+            ort: total,
+        }
     }
 }
 
@@ -132,13 +137,21 @@ pub fn default_model_candidates() -> Vec<PathBuf> {
             c.push(dir.join("../share/framegpt").join(BASE_MODEL_FILE));
         }
     }
-    c.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(BASE_MODEL_FILE));
+    c.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models")
+            .join(BASE_MODEL_FILE),
+    );
     c
 }
 
 pub fn default_model() -> Result<PathBuf, SettingsError> {
     let candidates = default_model_candidates();
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or(SettingsError::NoModel(candidates))
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or(SettingsError::NoModel(candidates))
 }
 
 #[cfg(test)]
@@ -147,7 +160,15 @@ mod tests {
 
     #[test]
     fn thread_budget_splits_the_cores() {
-        assert_eq!(ThreadBudget::new(2, None), ThreadBudget { total: 2, decode_jobs: 2, ffmpeg_per_file: 1, ort: 2 });
+        assert_eq!(
+            ThreadBudget::new(2, None),
+            ThreadBudget {
+                total: 2,
+                decode_jobs: 2,
+                ffmpeg_per_file: 1,
+                ort: 2
+            }
+        );
         assert_eq!(ThreadBudget::new(1, None).decode_jobs, 1);
         assert_eq!(ThreadBudget::new(16, Some(4)).ffmpeg_per_file, 4);
         assert_eq!(ThreadBudget::new(3, Some(8)).ffmpeg_per_file, 1);

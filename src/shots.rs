@@ -184,7 +184,10 @@ impl ShotDetector {
             self.window.pop_front();
             self.past_len -= 1;
         }
-        FrameDecision { surprise_z: z, boundary }
+        FrameDecision {
+            surprise_z: z,
+            boundary,
+        }
     }
 
     fn robust_z(&self, x: f32) -> Option<f32> {
@@ -210,7 +213,9 @@ impl ShotDetector {
     fn classify(&mut self, i: usize, z: Option<f32>) -> Option<Transition> {
         let cfg = self.cfg.clone();
         let position = self.window[i].position;
-        let too_close = self.last_boundary.is_some_and(|b| position < b + cfg.min_shot as u64);
+        let too_close = self
+            .last_boundary
+            .is_some_and(|b| position < b + cfg.min_shot as u64);
         let luma = self.window[i].luma;
         // Fades through black: a shot starts at the first frame that leaves black.
         let black = luma < cfg.black_luma;
@@ -246,8 +251,15 @@ impl ShotDetector {
             self.dissolve_run = 0;
         }
         if self.dissolve_run >= cfg.dissolve_span / 2 && i >= cfg.dissolve_span {
-            let change = thumb_distance(&self.window[i - cfg.dissolve_span].thumb, &self.window[i].thumb);
-            let zs: Vec<f32> = self.window.range(i + 1 - cfg.dissolve_span..=i).filter_map(|p| p.z).collect();
+            let change = thumb_distance(
+                &self.window[i - cfg.dissolve_span].thumb,
+                &self.window[i].thumb,
+            );
+            let zs: Vec<f32> = self
+                .window
+                .range(i + 1 - cfg.dissolve_span..=i)
+                .filter_map(|p| p.z)
+                .collect();
             let mean_z = zs.iter().sum::<f32>() / zs.len().max(1) as f32;
             if change > cfg.dissolve_change && mean_z > cfg.dissolve_z {
                 self.dissolve_run = 0;
@@ -293,7 +305,12 @@ fn median(v: &mut [f32]) -> f32 {
 }
 
 /// Thumbnail (per-patch channel means) and mean luminance of one patchified frame.
-pub fn thumbnail(patches: &[f32], patch_dim: usize, mean: [f32; 3], std: [f32; 3]) -> (Vec<f32>, f32) {
+pub fn thumbnail(
+    patches: &[f32],
+    patch_dim: usize,
+    mean: [f32; 3],
+    std: [f32; 3],
+) -> (Vec<f32>, f32) {
     let mut thumb = Vec::with_capacity(patches.len() / patch_dim * 3);
     let mut luma_sum = 0.0f64;
     for patch in patches.chunks_exact(patch_dim) {
@@ -316,7 +333,11 @@ mod tests {
     use super::*;
 
     fn frame(surprise: f32, level: f32) -> FrameSignal {
-        FrameSignal { surprise: Some(surprise), thumb: vec![level; 12], luma: 0.5 + level / 10.0 }
+        FrameSignal {
+            surprise: Some(surprise),
+            thumb: vec![level; 12],
+            luma: 0.5 + level / 10.0,
+        }
     }
 
     fn run(signals: Vec<FrameSignal>) -> Vec<FrameDecision> {
@@ -335,11 +356,23 @@ mod tests {
 
     #[test]
     fn a_spike_with_new_content_is_a_cut() {
-        let signals: Vec<FrameSignal> =
-            (0..60).map(|i| if i == 30 { frame(1.0, 1.0) } else { frame(noise(i), if i >= 30 { 1.0 } else { 0.0 }) }).collect();
+        let signals: Vec<FrameSignal> = (0..60)
+            .map(|i| {
+                if i == 30 {
+                    frame(1.0, 1.0)
+                } else {
+                    frame(noise(i), if i >= 30 { 1.0 } else { 0.0 })
+                }
+            })
+            .collect();
         let out = run(signals);
         assert_eq!(out.len(), 60);
-        let cuts: Vec<usize> = out.iter().enumerate().filter(|(_, d)| d.boundary.is_some()).map(|(i, _)| i).collect();
+        let cuts: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.boundary.is_some())
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(cuts, vec![30]);
         assert_eq!(out[30].boundary, Some(Transition::Cut));
     }
@@ -358,14 +391,25 @@ mod tests {
 
     #[test]
     fn causal_decisions_do_not_depend_on_the_future_past_the_lookahead() {
-        let signals: Vec<FrameSignal> =
-            (0..80).map(|i| if i % 25 == 24 { frame(2.0, ((i + 1) / 25) as f32) } else { frame(noise(i), ((i + 1) / 25) as f32) }).collect();
+        let signals: Vec<FrameSignal> = (0..80)
+            .map(|i| {
+                if i % 25 == 24 {
+                    frame(2.0, ((i + 1) / 25) as f32)
+                } else {
+                    frame(noise(i), ((i + 1) / 25) as f32)
+                }
+            })
+            .collect();
         let whole = run(signals.clone());
         assert!(whole.iter().filter(|d| d.boundary.is_some()).count() >= 3);
         for cut_at in [10, 30, 49, 60] {
             let prefix = run(signals[..cut_at].to_vec());
             let settled = cut_at - DetectorConfig::default().lookahead;
-            assert_eq!(&whole[..settled], &prefix[..settled], "video cut at {cut_at}");
+            assert_eq!(
+                &whole[..settled],
+                &prefix[..settled],
+                "video cut at {cut_at}"
+            );
         }
     }
 }

@@ -10,9 +10,26 @@ use tempfile::NamedTempFile;
 
 use crate::shots::Transition;
 
-pub const FRAMES_HEADER: [&str; 9] =
-    ["video", "frame", "time_s", "surprise", "surprise_z", "is_cut", "shot", "label", "confidence"];
-pub const SHOTS_HEADER: [&str; 7] = ["video", "shot", "start_frame", "end_frame", "start_s", "end_s", "transition"];
+pub const FRAMES_HEADER: [&str; 9] = [
+    "video",
+    "frame",
+    "time_s",
+    "surprise",
+    "surprise_z",
+    "is_cut",
+    "shot",
+    "label",
+    "confidence",
+];
+pub const SHOTS_HEADER: [&str; 7] = [
+    "video",
+    "shot",
+    "start_frame",
+    "end_frame",
+    "start_s",
+    "end_s",
+    "transition",
+];
 pub const CLIPS_HEADER: [&str; 13] = [
     "video",
     "status",
@@ -37,16 +54,25 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path) -> Result<Self> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         fs_err::create_dir_all(dir)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(dir)
             .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
-        Ok(AtomicFile { tmp, path: path.to_path_buf() })
+        Ok(AtomicFile {
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn file(&mut self) -> &mut std::fs::File {
@@ -66,7 +92,11 @@ impl AtomicFile {
 }
 
 /// Writes a whole CSV atomically.
-pub fn write_csv_atomic<R: AsRef<[String]>>(path: &Path, header: &[&str], rows: &[R]) -> Result<()> {
+pub fn write_csv_atomic<R: AsRef<[String]>>(
+    path: &Path,
+    header: &[&str],
+    rows: &[R],
+) -> Result<()> {
     let mut file = AtomicFile::create(path)?;
     {
         let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file.file()));
@@ -130,11 +160,21 @@ impl NpyStream {
         let handle = file.file().try_clone()?;
         let mut out = std::io::BufWriter::new(handle);
         out.write_all(&npy_header(0, cols))?;
-        Ok(NpyStream { out, file, cols, rows: 0 })
+        Ok(NpyStream {
+            out,
+            file,
+            cols,
+            rows: 0,
+        })
     }
 
     pub fn row(&mut self, values: &[f32]) -> Result<()> {
-        anyhow::ensure!(values.len() == self.cols, "embedding has {} values, expected {}", values.len(), self.cols);
+        anyhow::ensure!(
+            values.len() == self.cols,
+            "embedding has {} values, expected {}",
+            values.len(),
+            self.cols
+        );
         for v in values {
             self.out.write_all(&v.to_le_bytes())?;
         }
@@ -197,7 +237,13 @@ pub fn shot_rows(video: &str, shots: &[Shot]) -> Vec<Vec<String>> {
 pub fn pyscenedetect_rows(shots: &[Shot]) -> (String, Vec<Vec<String>>) {
     let timecode = |s: f64| {
         let ms = (s * 1000.0).round() as u64;
-        format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
     };
     let cuts: Vec<String> = shots.iter().skip(1).map(|s| timecode(s.start_s)).collect();
     let first_line = format!("Timecode List:,{}", cuts.join(","));
@@ -243,7 +289,9 @@ pub fn write_pyscenedetect(path: &Path, shots: &[Shot]) -> Result<()> {
     {
         let mut buf = std::io::BufWriter::new(file.file());
         writeln!(buf, "{first}")?;
-        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(buf);
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(buf);
         w.write_record(PYSCENEDETECT_HEADER)?;
         for r in rows {
             w.write_record(&r)?;
@@ -255,7 +303,8 @@ pub fn write_pyscenedetect(path: &Path, shots: &[Shot]) -> Result<()> {
 
 /// Formats an optional float for CSV (empty when absent).
 pub fn opt_f32(v: Option<f32>, decimals: usize) -> String {
-    v.filter(|x| x.is_finite()).map_or(String::new(), |x| format!("{x:.decimals$}"))
+    v.filter(|x| x.is_finite())
+        .map_or(String::new(), |x| format!("{x:.decimals$}"))
 }
 
 #[cfg(test)]
@@ -275,7 +324,14 @@ mod tests {
         assert_eq!(bytes.len(), NPY_HEADER_LEN + 6 * 4);
         let header = String::from_utf8_lossy(&bytes[10..NPY_HEADER_LEN]);
         assert!(header.contains("'shape': (2, 3)"), "{header}");
-        assert_eq!(f32::from_le_bytes(bytes[NPY_HEADER_LEN + 20..NPY_HEADER_LEN + 24].try_into().unwrap()), 6.0);
+        assert_eq!(
+            f32::from_le_bytes(
+                bytes[NPY_HEADER_LEN + 20..NPY_HEADER_LEN + 24]
+                    .try_into()
+                    .unwrap()
+            ),
+            6.0
+        );
     }
 
     #[test]
@@ -291,11 +347,30 @@ mod tests {
     #[test]
     fn pyscenedetect_rows_are_one_based() {
         let shots = vec![
-            Shot { start_frame: 0, end_frame: 49, start_s: 0.0, end_s: 2.0, transition: None },
-            Shot { start_frame: 50, end_frame: 99, start_s: 2.0, end_s: 4.0, transition: Some(Transition::Cut) },
+            Shot {
+                start_frame: 0,
+                end_frame: 49,
+                start_s: 0.0,
+                end_s: 2.0,
+                transition: None,
+            },
+            Shot {
+                start_frame: 50,
+                end_frame: 99,
+                start_s: 2.0,
+                end_s: 4.0,
+                transition: Some(Transition::Cut),
+            },
         ];
         let (first, rows) = pyscenedetect_rows(&shots);
         assert_eq!(first, "Timecode List:,00:00:02.000");
-        assert_eq!(rows[1][..3], ["2".to_string(), "51".to_string(), "00:00:02.000".to_string()]);
+        assert_eq!(
+            rows[1][..3],
+            [
+                "2".to_string(),
+                "51".to_string(),
+                "00:00:02.000".to_string()
+            ]
+        );
     }
 }

@@ -25,11 +25,25 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let settings = AnalyzeSettings::from_args(args, global).map_err(|e| UsageError(e.into()))?;
     let found = discover::discover(&settings.inputs, settings.recursive);
     if found.files.is_empty() {
-        let details: Vec<String> = found.missing.iter().map(|m| format!("  `{}`: {}", m.input, m.cause)).collect();
-        return Err(UsageError(anyhow::anyhow!("no input video found:\n{}", details.join("\n"))).into());
+        let details: Vec<String> = found
+            .missing
+            .iter()
+            .map(|m| format!("  `{}`: {}", m.input, m.cause))
+            .collect();
+        return Err(UsageError(anyhow::anyhow!(
+            "no input video found:\n{}",
+            details.join("\n")
+        ))
+        .into());
     }
-    let model = Model::load(&settings.model_path, SessionOptions { device: settings.device, threads: settings.threads.ort })
-        .map_err(|e| UsageError(e.into()))?;
+    let model = Model::load(
+        &settings.model_path,
+        SessionOptions {
+            device: settings.device,
+            threads: settings.threads.ort,
+        },
+    )
+    .map_err(|e| UsageError(e.into()))?;
     tracing::info!(
         model = %settings.model_path.display(),
         device = %model.device(),
@@ -41,14 +55,18 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let contract = model.contract().clone();
     fs_err::create_dir_all(&settings.output_dir).map_err(|e| UsageError(e.into()))?;
     // rayon's share of the budget; a second call (tests, library users) keeps the first pool.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(settings.threads.total).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(settings.threads.total)
+        .build_global();
 
     let cancel = install_interrupt_handler();
     let config = PipelineConfig {
         output_dir: settings.output_dir.clone(),
         sample: settings.sample.clone(),
         batch_windows: settings.batch_windows,
-        window_stride: settings.window_stride.unwrap_or((contract.context_frames / 2).max(1)),
+        window_stride: settings
+            .window_stride
+            .unwrap_or((contract.context_frames / 2).max(1)),
         decode_jobs: settings.threads.decode_jobs,
         ffmpeg_threads: settings.threads.ffmpeg_per_file,
         embeddings: settings.embeddings,
@@ -79,13 +97,19 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
             report.frames_analyzed,
             elapsed,
             report.frames_analyzed as f64 / elapsed.max(1e-9),
-            if failed > 0 { format!(", {failed} failed") } else { String::new() },
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            },
             clips_path.display()
         );
     }
     Ok(if report.interrupted {
         if !global.quiet {
-            eprintln!("interrupted: files in flight were discarded; clips.csv lists the finished ones");
+            eprintln!(
+                "interrupted: files in flight were discarded; clips.csv lists the finished ones"
+            );
         }
         ExitCode::Interrupted
     } else if failed > 0 {

@@ -23,7 +23,11 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     let bytes = fs_err::read(&path)?;
     let text = render(&path, &bytes, &description);
     print!("{text}");
-    Ok(if description.contract.is_ok() { ExitCode::Success } else { ExitCode::UsageError })
+    Ok(if description.contract.is_ok() {
+        ExitCode::Success
+    } else {
+        ExitCode::UsageError
+    })
 }
 
 fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
@@ -56,7 +60,10 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
                     let _ = writeln!(s, "labels:      {} ({})", l.len(), l.join(", "));
                 }
                 None => {
-                    let _ = writeln!(s, "labels:      none (no classification head; `framegpt finetune` adds one)");
+                    let _ = writeln!(
+                        s,
+                        "labels:      none (no classification head; `framegpt finetune` adds one)"
+                    );
                 }
             }
         }
@@ -93,7 +100,11 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
         "runtime:     ONNX Runtime from {}",
         runtime::loaded_path().map_or("?".to_string(), |p| format!("`{}`", p.display()))
     );
-    let _ = writeln!(s, "providers:   {} (use with --device)", model::available_providers().join(", "));
+    let _ = writeln!(
+        s,
+        "providers:   {} (use with --device)",
+        model::available_providers().join(", ")
+    );
     s
 }
 

@@ -1,4 +1,5 @@
 //! One module per subcommand: each turns validated settings into work and an exit code.
 
 pub mod analyze;
+pub mod bench;
 pub mod inspect;

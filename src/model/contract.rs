@@ -61,9 +61,21 @@ impl fmt::Display for TensorDecl {
         let dims: Vec<String> = self
             .shape
             .iter()
-            .map(|d| if *d < 0 { "?".to_string() } else { d.to_string() })
+            .map(|d| {
+                if *d < 0 {
+                    "?".to_string()
+                } else {
+                    d.to_string()
+                }
+            })
             .collect();
-        write!(f, "`{}` {} [{}]", self.name, if self.is_f32 { "f32" } else { "non-f32" }, dims.join(", "))
+        write!(
+            f,
+            "`{}` {} [{}]",
+            self.name,
+            if self.is_f32 { "f32" } else { "non-f32" },
+            dims.join(", ")
+        )
     }
 }
 
@@ -112,7 +124,13 @@ pub fn check(
         contract.embedding_dim as i64,
     );
     check_tensor(inputs, "input", INPUT_PATCHES, &[-1, t, n, c], &mut errs);
-    check_tensor(outputs, "output", OUTPUT_NEXT_PATCHES, &[-1, t, n, c], &mut errs);
+    check_tensor(
+        outputs,
+        "output",
+        OUTPUT_NEXT_PATCHES,
+        &[-1, t, n, c],
+        &mut errs,
+    );
     check_tensor(outputs, "output", OUTPUT_EMBEDDINGS, &[-1, t, d], &mut errs);
     let has_logits = outputs.iter().any(|o| o.name == OUTPUT_LOGITS);
     match (&contract.labels, has_logits) {
@@ -132,13 +150,29 @@ pub fn check(
 }
 
 fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Option<ModelContract> {
-    let missing: Vec<&str> = REQUIRED_KEYS.iter().copied().filter(|k| !md.contains_key(*k)).collect();
+    let missing: Vec<&str> = REQUIRED_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !md.contains_key(*k))
+        .collect();
     if !missing.is_empty() {
         let found: Vec<&str> = md.keys().map(String::as_str).collect();
         errs.push(format!(
             "metadata keys missing: {}; found: {}",
-            missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
-            if found.is_empty() { "none".to_string() } else { found.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ") }
+            missing
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         ));
         return None;
     }
@@ -190,7 +224,9 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
     }
     let ((w, h), p) = (frame?, patch?);
     if w % p != 0 || h % p != 0 {
-        errs.push(format!("frame size {w}x{h} is not a multiple of patch size {p}"));
+        errs.push(format!(
+            "frame size {w}x{h} is not a multiple of patch size {p}"
+        ));
         return None;
     }
     Some(ModelContract {
@@ -206,22 +242,42 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
     })
 }
 
-fn check_tensor(decls: &[TensorDecl], kind: &str, name: &str, expected: &[i64], errs: &mut Vec<String>) {
-    let want = TensorDecl { name: name.to_string(), is_f32: true, shape: expected.to_vec() };
+fn check_tensor(
+    decls: &[TensorDecl],
+    kind: &str,
+    name: &str,
+    expected: &[i64],
+    errs: &mut Vec<String>,
+) {
+    let want = TensorDecl {
+        name: name.to_string(),
+        is_f32: true,
+        shape: expected.to_vec(),
+    };
     let Some(got) = decls.iter().find(|d| d.name == name) else {
         let names: Vec<String> = decls.iter().map(|d| format!("`{}`", d.name)).collect();
-        errs.push(format!("{kind} {want}: missing (found {kind}s: {})", names.join(", ")));
+        errs.push(format!(
+            "{kind} {want}: missing (found {kind}s: {})",
+            names.join(", ")
+        ));
         return;
     };
     let shape_ok = got.shape.len() == expected.len()
-        && got.shape.iter().zip(expected).all(|(g, e)| *e < 0 || *g < 0 || g == e);
+        && got
+            .shape
+            .iter()
+            .zip(expected)
+            .all(|(g, e)| *e < 0 || *g < 0 || g == e);
     if !got.is_f32 || !shape_ok {
         errs.push(format!("{kind} `{name}`: expected {want}, found {got}"));
     }
 }
 
 fn parse_frame_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s.trim().split_once(['x', 'X']).ok_or_else(|| format!("expected `WxH`, found `{s}`"))?;
+    let (w, h) = s
+        .trim()
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected `WxH`, found `{s}`"))?;
     let w = parse_positive(w)?;
     let h = parse_positive(h)?;
     Ok((w, h))
@@ -237,7 +293,9 @@ fn parse_positive(s: &str) -> Result<u32, String> {
 fn parse_triplet(s: &str, positive: bool) -> Result<[f32; 3], String> {
     let vals: Result<Vec<f32>, _> = s.split(',').map(|v| v.trim().parse::<f32>()).collect();
     match vals {
-        Ok(v) if v.len() == 3 && v.iter().all(|x| x.is_finite() && (!positive || *x > 0.0)) => Ok([v[0], v[1], v[2]]),
+        Ok(v) if v.len() == 3 && v.iter().all(|x| x.is_finite() && (!positive || *x > 0.0)) => {
+            Ok([v[0], v[1], v[2]])
+        }
         _ => Err(format!(
             "expected three comma-separated {}numbers (R,G,B), found `{s}`",
             if positive { "positive " } else { "" }
@@ -250,7 +308,10 @@ mod tests {
     use super::*;
 
     fn md(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn base() -> BTreeMap<String, String> {
@@ -266,13 +327,20 @@ mod tests {
     }
 
     fn t(name: &str, shape: &[i64]) -> TensorDecl {
-        TensorDecl { name: name.into(), is_f32: true, shape: shape.to_vec() }
+        TensorDecl {
+            name: name.into(),
+            is_f32: true,
+            shape: shape.to_vec(),
+        }
     }
 
     fn good_io() -> (Vec<TensorDecl>, Vec<TensorDecl>) {
         (
             vec![t("patches", &[-1, 8, 64, 192])],
-            vec![t("next_patches", &[-1, 8, 64, 192]), t("embeddings", &[-1, 8, 128])],
+            vec![
+                t("next_patches", &[-1, 8, 64, 192]),
+                t("embeddings", &[-1, 8, 128]),
+            ],
         )
     }
 
@@ -280,7 +348,10 @@ mod tests {
     fn accepts_a_valid_model_and_derives_sizes() {
         let (i, o) = good_io();
         let c = check(&base(), &i, &o).unwrap();
-        assert_eq!((c.num_patches(), c.patch_dim(), c.context_frames), (64, 192, 8));
+        assert_eq!(
+            (c.num_patches(), c.patch_dim(), c.context_frames),
+            (64, 192, 8)
+        );
         assert_eq!(c.labels, None);
     }
 
@@ -296,8 +367,13 @@ mod tests {
     #[test]
     fn lists_missing_metadata_keys() {
         let (i, o) = good_io();
-        let err = check(&md(&[("producer", "x")]), &i, &o).unwrap_err().to_string();
-        assert!(err.contains("`framegpt.frame_size`") && err.contains("found: `producer`"), "{err}");
+        let err = check(&md(&[("producer", "x")]), &i, &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`framegpt.frame_size`") && err.contains("found: `producer`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -306,8 +382,16 @@ mod tests {
         let o = vec![t("embeddings", &[-1, 8, 128])];
         let err = check(&base(), &i, &o).unwrap_err();
         assert_eq!(err.0.len(), 2, "{err}");
-        assert!(err.0[0].contains("expected `patches` f32 [?, 8, 64, 192], found `patches` f32 [?, 8, 64, 100]"), "{err}");
-        assert!(err.0[1].contains("`next_patches`") && err.0[1].contains("missing"), "{err}");
+        assert!(
+            err.0[0].contains(
+                "expected `patches` f32 [?, 8, 64, 192], found `patches` f32 [?, 8, 64, 100]"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.0[1].contains("`next_patches`") && err.0[1].contains("missing"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -328,7 +412,11 @@ mod tests {
         for (key, value, needle) in [
             ("framegpt.frame_size", "64", "expected `WxH`"),
             ("framegpt.patch_size", "0", "positive integer"),
-            ("framegpt.frame_size", "60x64", "not a multiple of patch size"),
+            (
+                "framegpt.frame_size",
+                "60x64",
+                "not a multiple of patch size",
+            ),
             ("framegpt.std", "0.2,0,0.2", "positive numbers"),
             ("framegpt.mean", "0.4,0.4", "three comma-separated"),
             ("framegpt.labels", "goal,foul", "JSON list"),

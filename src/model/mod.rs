@@ -33,7 +33,9 @@ impl std::str::FromStr for Device {
             "cuda" => Ok(Device::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse::<u32>) {
                 Some(Ok(n)) => Ok(Device::Cuda(n)),
-                _ => Err(format!("invalid device `{s}`: expected `cpu`, `cuda`, `cuda:N` or `auto`")),
+                _ => Err(format!(
+                    "invalid device `{s}`: expected `cpu`, `cuda`, `cuda:N` or `auto`"
+                )),
             },
         }
     }
@@ -56,12 +58,19 @@ pub enum ModelError {
     #[error("failed to read model `{}`: {cause}", .path.display())]
     Open { path: PathBuf, cause: String },
     #[error("model `{}` does not meet the framegpt model contract v1:\n{violations}\nhint: `framegpt inspect {}` shows what the file declares", .path.display(), .path.display())]
-    Contract { path: PathBuf, violations: ContractViolations },
+    Contract {
+        path: PathBuf,
+        violations: ContractViolations,
+    },
     #[error(
         "--device {device} asked for CUDA, but the ONNX Runtime library `{}` has no CUDA execution provider (available: {available})\nhint: use --device cpu, or --device auto to fall back to the CPU; for CUDA point {} at the libonnxruntime.so of the `onnxruntime-gpu` wheel",
         .library.display(), runtime::ORT_LIB_ENV
     )]
-    CudaUnavailable { device: Device, library: PathBuf, available: String },
+    CudaUnavailable {
+        device: Device,
+        library: PathBuf,
+        available: String,
+    },
     #[error("--device {device}: the CUDA execution provider failed to load: {cause}\nhint: check the CUDA and cuDNN libraries, or use --device cpu")]
     CudaFailed { device: Device, cause: String },
     #[error("inference failed: {0}")]
@@ -108,7 +117,10 @@ impl Model {
     /// Opens `path`, checks the contract and creates a session on the requested device.
     pub fn load(path: &Path, options: SessionOptions) -> Result<Model, ModelError> {
         let env = runtime::environment()?;
-        let open_err = |cause: String| ModelError::Open { path: path.to_path_buf(), cause };
+        let open_err = |cause: String| ModelError::Open {
+            path: path.to_path_buf(),
+            cause,
+        };
         let threads = options.threads.max(1);
         let mut builder = Session::builder(env)
             .map_err(|e| open_err(e.to_string()))?
@@ -127,18 +139,30 @@ impl Model {
             Device::Auto => match register_cuda(&mut builder, options.device, 0) {
                 Ok(()) => Device::Cuda(0),
                 Err(e) => {
-                    tracing::warn!("--device auto: CUDA unavailable, running on the CPU ({})", first_line(&e.to_string()));
+                    tracing::warn!(
+                        "--device auto: CUDA unavailable, running on the CPU ({})",
+                        first_line(&e.to_string())
+                    );
                     Device::Cpu
                 }
             },
         };
         let bytes = fs_err::read(path).map_err(|e| open_err(e.to_string()))?;
-        let session = builder.commit_from_memory(&bytes).map_err(|e| open_err(e.to_string()))?;
+        let session = builder
+            .commit_from_memory(&bytes)
+            .map_err(|e| open_err(e.to_string()))?;
         let description = describe_session(&session)?;
         let contract = description
             .contract
-            .map_err(|violations| ModelError::Contract { path: path.to_path_buf(), violations })?;
-        Ok(Model { session, contract, device_used })
+            .map_err(|violations| ModelError::Contract {
+                path: path.to_path_buf(),
+                violations,
+            })?;
+        Ok(Model {
+            session,
+            contract,
+            device_used,
+        })
     }
 
     pub fn contract(&self) -> &ModelContract {
@@ -153,10 +177,18 @@ impl Model {
     pub fn run(&mut self, patches: ArrayView4<'_, f32>) -> Result<ModelOutput, ModelError> {
         let run_err = |e: ort::Error| ModelError::Run(e.to_string());
         let input = TensorRef::from_array_view(patches).map_err(run_err)?;
-        let outputs = self.session.run(ort::inputs![contract::INPUT_PATCHES => input]).map_err(run_err)?;
-        let next = outputs[contract::OUTPUT_NEXT_PATCHES].try_extract_array::<f32>().map_err(run_err)?;
-        let emb = outputs[contract::OUTPUT_EMBEDDINGS].try_extract_array::<f32>().map_err(run_err)?;
-        let shape_err = |what: &str| ModelError::Run(format!("output `{what}` has an unexpected shape"));
+        let outputs = self
+            .session
+            .run(ort::inputs![contract::INPUT_PATCHES => input])
+            .map_err(run_err)?;
+        let next = outputs[contract::OUTPUT_NEXT_PATCHES]
+            .try_extract_array::<f32>()
+            .map_err(run_err)?;
+        let emb = outputs[contract::OUTPUT_EMBEDDINGS]
+            .try_extract_array::<f32>()
+            .map_err(run_err)?;
+        let shape_err =
+            |what: &str| ModelError::Run(format!("output `{what}` has an unexpected shape"));
         let next_patches = next
             .to_owned()
             .into_dimensionality::<ndarray::Ix4>()
@@ -166,19 +198,32 @@ impl Model {
             .into_dimensionality::<ndarray::Ix3>()
             .map_err(|_| shape_err(contract::OUTPUT_EMBEDDINGS))?;
         let logits = if self.contract.labels.is_some() {
-            let l = outputs[contract::OUTPUT_LOGITS].try_extract_array::<f32>().map_err(run_err)?;
-            Some(l.to_owned().into_dimensionality::<ndarray::Ix3>().map_err(|_| shape_err(contract::OUTPUT_LOGITS))?)
+            let l = outputs[contract::OUTPUT_LOGITS]
+                .try_extract_array::<f32>()
+                .map_err(run_err)?;
+            Some(
+                l.to_owned()
+                    .into_dimensionality::<ndarray::Ix3>()
+                    .map_err(|_| shape_err(contract::OUTPUT_LOGITS))?,
+            )
         } else {
             None
         };
-        Ok(ModelOutput { next_patches, embeddings, logits })
+        Ok(ModelOutput {
+            next_patches,
+            embeddings,
+            logits,
+        })
     }
 }
 
 /// Reads a model file's metadata and tensors without requiring it to meet the contract.
 pub fn describe(path: &Path) -> Result<ModelDescription, ModelError> {
     let env = runtime::environment()?;
-    let open_err = |cause: String| ModelError::Open { path: path.to_path_buf(), cause };
+    let open_err = |cause: String| ModelError::Open {
+        path: path.to_path_buf(),
+        cause,
+    };
     let bytes = fs_err::read(path).map_err(|e| open_err(e.to_string()))?;
     let session = Session::builder(env)
         .map_err(|e| open_err(e.to_string()))?
@@ -205,21 +250,47 @@ fn describe_session(session: &Session) -> Result<ModelDescription, ModelError> {
             is_f32: *ty == ort::value::TensorElementType::Float32,
             shape: shape.iter().copied().collect(),
         },
-        _ => TensorDecl { name: o.name().to_string(), is_f32: false, shape: vec![] },
+        _ => TensorDecl {
+            name: o.name().to_string(),
+            is_f32: false,
+            shape: vec![],
+        },
     };
     let inputs: Vec<TensorDecl> = session.inputs().iter().map(decl).collect();
     let outputs: Vec<TensorDecl> = session.outputs().iter().map(decl).collect();
     let contract = contract::check(&metadata, &inputs, &outputs);
-    Ok(ModelDescription { metadata, inputs, outputs, producer, contract })
+    Ok(ModelDescription {
+        metadata,
+        inputs,
+        outputs,
+        producer,
+        contract,
+    })
 }
 
-fn register_cuda(builder: &mut ort::session::builder::SessionBuilder, device: Device, id: u32) -> Result<(), ModelError> {
-    let library = runtime::loaded_path().map(Path::to_path_buf).unwrap_or_default();
+fn register_cuda(
+    builder: &mut ort::session::builder::SessionBuilder,
+    device: Device,
+    id: u32,
+) -> Result<(), ModelError> {
+    let library = runtime::loaded_path()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     if !ep::CUDA::is_available().unwrap_or(false) {
-        return Err(ModelError::CudaUnavailable { device, library, available: available_providers().join(", ") });
+        return Err(ModelError::CudaUnavailable {
+            device,
+            library,
+            available: available_providers().join(", "),
+        });
     }
-    let cuda = ep::CUDA::default().with_device_id(id as i32).build().error_on_failure();
-    cuda.register(builder).map_err(|e| ModelError::CudaFailed { device, cause: e.to_string() })
+    let cuda = ep::CUDA::default()
+        .with_device_id(id as i32)
+        .build()
+        .error_on_failure();
+    cuda.register(builder).map_err(|e| ModelError::CudaFailed {
+        device,
+        cause: e.to_string(),
+    })
 }
 
 /// Execution providers compiled into the loaded ONNX Runtime library.
