@@ -52,6 +52,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Show a model's contract, labels, provenance and this machine's execution providers.
     Inspect(InspectArgs),
+    /// Render the model's next-frame predictions and per-patch surprise for one window as a PNG.
+    Predict(crate::commands::predict::PredictArgs),
     /// Measure one pipeline stage alone (decode or infer), for scripts/bench.sh.
     #[command(hide = true)]
     Bench(crate::commands::bench::BenchArgs),
