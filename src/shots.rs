@@ -54,9 +54,11 @@ pub struct DetectorConfig {
     pub history: usize,
     /// Frames of delay: flashes are judged by whether the content comes back within it.
     pub lookahead: usize,
-    /// Robust z-score a hard cut must exceed.
-    pub cut_z: f32,
-    /// And its surprise must be at least this many times the recent median.
+    /// A hard cut is a one-frame spike: its surprise over the largest of the two frames
+    /// before and after it (plus the recent median, which keeps noise on static shots
+    /// from looking like spikes) must exceed this...
+    pub cut_peak: f32,
+    /// ...and its surprise must be at least this many times the recent median.
     pub cut_ratio: f32,
     /// A candidate is a flash when the frame `lookahead` later is closer to the frame
     /// before it than this fraction of the jump.
@@ -77,8 +79,8 @@ impl Default for DetectorConfig {
         DetectorConfig {
             history: 48,
             lookahead: 6,
-            cut_z: 4.0,
-            cut_ratio: 3.0,
+            cut_peak: 2.7,
+            cut_ratio: 5.0,
             flash_return: 0.4,
             black_luma: 0.06,
             dissolve_z: 1.5,
@@ -231,8 +233,20 @@ impl ShotDetector {
         let (Some(z), Some(x)) = (z, self.window[i].log_surprise) else {
             return None;
         };
-        let med = self.recent_median().unwrap_or(x);
-        if z > cfg.cut_z && x - med > cfg.cut_ratio.ln() {
+        let median = self.recent_median().unwrap_or(x).exp();
+        let surprise = x.exp();
+        let neighbours = [
+            i as isize - 2,
+            i as isize - 1,
+            i as isize + 1,
+            i as isize + 2,
+        ]
+        .iter()
+        .filter_map(|&j| usize::try_from(j).ok().and_then(|j| self.window.get(j)))
+        .filter_map(|p| p.log_surprise.map(f32::exp))
+        .fold(0.0f32, f32::max);
+        let peak = (surprise + median) / (neighbours + median);
+        if peak > cfg.cut_peak && surprise > cfg.cut_ratio * median {
             self.dissolve_run = 0;
             if self.ends_flash(i) {
                 return None;

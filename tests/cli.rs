@@ -20,7 +20,9 @@ fn fixture(rel: &str) -> PathBuf {
 
 fn framegpt() -> Command {
     let mut cmd = Command::cargo_bin("framegpt").expect("binary built");
-    cmd.env_remove("FRAMEGPT_MODEL").env_remove("RUST_LOG").arg("--no-progress");
+    cmd.env_remove("FRAMEGPT_MODEL")
+        .env_remove("RUST_LOG")
+        .arg("--no-progress");
     cmd
 }
 
@@ -41,7 +43,11 @@ fn run(cmd: &mut Command) -> Run {
 
 fn analyze(inputs: &[&Path], out: &Path, extra: &[&str]) -> Run {
     let mut cmd = framegpt();
-    cmd.arg("analyze").args(inputs).arg("-o").arg(out).args(extra);
+    cmd.arg("analyze")
+        .args(inputs)
+        .arg("-o")
+        .arg(out)
+        .args(extra);
     run(&mut cmd)
 }
 
@@ -49,12 +55,18 @@ fn analyze(inputs: &[&Path], out: &Path, extra: &[&str]) -> Run {
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
     (header, rows)
 }
 
 fn column(header: &[String], rows: &[Vec<String>], name: &str) -> Vec<String> {
-    let k = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
+    let k = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name}"));
     rows.iter().map(|r| r[k].clone()).collect()
 }
 
@@ -67,7 +79,13 @@ fn masked_csv(path: &Path, mask: &[&str]) -> String {
         let masked: Vec<String> = row
             .iter()
             .zip(&header)
-            .map(|(v, h)| if mask.contains(&h.as_str()) && !v.is_empty() { "~".to_string() } else { v.clone() })
+            .map(|(v, h)| {
+                if mask.contains(&h.as_str()) && !v.is_empty() {
+                    "~".to_string()
+                } else {
+                    v.clone()
+                }
+            })
             .collect();
         w.write_record(&masked).unwrap();
     }
@@ -76,7 +94,10 @@ fn masked_csv(path: &Path, mask: &[&str]) -> String {
 
 fn frames_of(out: &Path, video: &str) -> Vec<u64> {
     let (h, rows) = read_csv(&out.join(video).join("frames.csv"));
-    column(&h, &rows, "frame").iter().map(|f| f.parse().unwrap()).collect()
+    column(&h, &rows, "frame")
+        .iter()
+        .map(|f| f.parse().unwrap())
+        .collect()
 }
 
 fn clip_rows(out: &Path) -> (Vec<String>, Vec<Vec<String>>) {
@@ -88,18 +109,32 @@ fn assert_no_temp_files(dir: &Path) {
     for e in walkdir::WalkDir::new(dir) {
         let e = e.unwrap();
         let name = e.file_name().to_string_lossy();
-        assert!(!name.ends_with(".tmp"), "temporary file left behind: {}", e.path().display());
+        assert!(
+            !name.ends_with(".tmp"),
+            "temporary file left behind: {}",
+            e.path().display()
+        );
     }
 }
 
 #[test]
 fn analyze_samples_writes_every_schema() {
     let out = TempDir::new().unwrap();
-    let r = analyze(&[&root().join("samples")], out.path(), &["-r", "--embeddings", "npy"]);
+    let r = analyze(
+        &[&root().join("samples")],
+        out.path(),
+        &["-r", "--embeddings", "npy"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let clips = masked_csv(&out.path().join("clips.csv"), &["mean_surprise", "max_surprise", "elapsed_s", "shots"]);
+    let clips = masked_csv(
+        &out.path().join("clips.csv"),
+        &["mean_surprise", "max_surprise", "elapsed_s", "shots"],
+    );
     insta::assert_snapshot!("clips_csv", clips);
-    let frames = masked_csv(&out.path().join("generated/static.mp4/frames.csv"), &["surprise", "surprise_z"]);
+    let frames = masked_csv(
+        &out.path().join("generated/static.mp4/frames.csv"),
+        &["surprise", "surprise_z"],
+    );
     insta::assert_snapshot!("frames_csv_static", frames);
     let shots = masked_csv(&out.path().join("realshort.mp4/shots.csv"), &[]);
     insta::assert_snapshot!("shots_csv_realshort", shots);
@@ -119,7 +154,11 @@ fn bad_inputs_get_error_rows_and_the_batch_goes_on() {
     std::fs::copy(sample("realshort.mp4"), d.join("good.mp4")).unwrap();
     std::fs::copy(sample("generated/cut.mp4"), d.join("good2.mp4")).unwrap();
     std::fs::write(d.join("empty.mp4"), b"").unwrap();
-    std::fs::write(d.join("notes.mp4"), "this is a text file, not a video\n".repeat(20)).unwrap();
+    std::fs::write(
+        d.join("notes.mp4"),
+        "this is a text file, not a video\n".repeat(20),
+    )
+    .unwrap();
     std::fs::copy(fixture("media/audio-only.m4a"), d.join("audio.mp4")).unwrap();
     let mut bytes = std::fs::read(sample("cockatoo.mp4")).unwrap();
     std::fs::write(d.join("truncated.mp4"), &bytes[..bytes.len() * 6 / 10]).unwrap();
@@ -132,7 +171,10 @@ fn bad_inputs_get_error_rows_and_the_batch_goes_on() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     let (h, rows) = clip_rows(out.path());
     let by_video = |name: &str| -> (String, String) {
-        let i = column(&h, &rows, "video").iter().position(|v| v == name).unwrap_or_else(|| panic!("no row for {name}"));
+        let i = column(&h, &rows, "video")
+            .iter()
+            .position(|v| v == name)
+            .unwrap_or_else(|| panic!("no row for {name}"));
         (rows[i][1].clone(), rows[i][2].clone())
     };
     assert_eq!(rows.len(), 7);
@@ -142,13 +184,20 @@ fn bad_inputs_get_error_rows_and_the_batch_goes_on() {
         ("empty.mp4", "empty file"),
         ("notes.mp4", "no supported video container"),
         ("audio.mp4", "no video stream"),
-        ("truncated.mp4", "truncated: the container declares 280 frames"),
+        (
+            "truncated.mp4",
+            "truncated: the container declares 280 frames",
+        ),
         ("corrupt.mp4", "not a readable video file"),
     ] {
         let (status, error) = by_video(name);
         assert_eq!(status, "error", "{name}");
         assert!(error.contains(cause), "{name}: {error}");
-        assert!(r.stderr.contains(&format!("{}", d.join(name).display())), "stderr names {name}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("{}", d.join(name).display())),
+            "stderr names {name}: {}",
+            r.stderr
+        );
     }
     // The good files are complete, the failures have no frames file.
     assert_eq!(frames_of(out.path(), "good.mp4").len(), 36);
@@ -168,7 +217,10 @@ fn truncated_avi_is_reported_not_silently_shorter() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     let (h, rows) = clip_rows(out.path());
     let error = &column(&h, &rows, "error")[0];
-    assert!(error.starts_with("truncated: the container declares 40 frames, but decoding ended after"), "{error}");
+    assert!(
+        error.starts_with("truncated: the container declares 40 frames, but decoding ended after"),
+        "{error}"
+    );
     // The frames that did decode are still written.
     assert!(!frames_of(out.path(), "cut-short.avi").is_empty());
 }
@@ -176,15 +228,31 @@ fn truncated_avi_is_reported_not_silently_shorter() {
 #[test]
 fn cuda_on_a_machine_without_cuda_is_a_clear_error() {
     let out = TempDir::new().unwrap();
-    let r = analyze(&[&sample("realshort.mp4")], out.path(), &["--device", "cuda"]);
+    let r = analyze(
+        &[&sample("realshort.mp4")],
+        out.path(),
+        &["--device", "cuda"],
+    );
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("--device cuda:0 asked for CUDA"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--device cuda:0 asked for CUDA"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("hint:"), "{}", r.stderr);
     assert!(!out.path().join("clips.csv").exists());
     // auto falls back to the CPU with a warning.
-    let r = analyze(&[&sample("realshort.mp4")], out.path(), &["--device", "auto"]);
+    let r = analyze(
+        &[&sample("realshort.mp4")],
+        out.path(),
+        &["--device", "auto"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("CUDA unavailable, running on the CPU"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("CUDA unavailable, running on the CPU"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -213,8 +281,18 @@ fn models_that_break_the_contract_exit_2_naming_the_mismatch() {
 fn inspect_prints_the_contract_and_providers() {
     let r = run(framegpt().arg("inspect"));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    for needle in ["contract:    v1, ok", "frames:      64x64", "context:     8 frames", "providers:   CPU", "provenance:"] {
-        assert!(r.stdout.contains(needle), "missing {needle:?} in\n{}", r.stdout);
+    for needle in [
+        "contract:    v1, ok",
+        "frames:      64x64",
+        "context:     8 frames",
+        "providers:   CPU",
+        "provenance:",
+    ] {
+        assert!(
+            r.stdout.contains(needle),
+            "missing {needle:?} in\n{}",
+            r.stdout
+        );
     }
 }
 
@@ -225,7 +303,10 @@ fn sampling_options_choose_the_frames() {
         (&["--every", "50"], vec![0, 50, 100, 150, 200, 250]),
         (&["--fps", "2", "--max-frames", "4"], vec![0, 10, 20, 30]),
         (&["--start", "1", "--end", "1.5"], (20..30).collect()),
-        (&["--start", "13.5", "--every", "3"], vec![270, 273, 276, 279]),
+        (
+            &["--start", "13.5", "--every", "3"],
+            vec![270, 273, 276, 279],
+        ),
         (&["--max-frames", "3"], vec![0, 1, 2]),
         (&["--keyframes"], vec![0, 160]), // the IDR frames x264 placed (ffprobe -show_packets)
     ];
@@ -242,7 +323,11 @@ fn outputs_mirror_the_input_tree() {
     let dir = TempDir::new().unwrap();
     for sub in ["a", "b/c"] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        std::fs::copy(sample("realshort.mp4"), dir.path().join(sub).join("clip.mp4")).unwrap();
+        std::fs::copy(
+            sample("realshort.mp4"),
+            dir.path().join(sub).join("clip.mp4"),
+        )
+        .unwrap();
     }
     let out = TempDir::new().unwrap();
     let r = analyze(&[dir.path()], out.path(), &["-r", "--max-frames", "5"]);
@@ -250,7 +335,10 @@ fn outputs_mirror_the_input_tree() {
     assert_eq!(frames_of(out.path(), "a/clip.mp4").len(), 5);
     assert_eq!(frames_of(out.path(), "b/c/clip.mp4").len(), 5);
     let (h, rows) = clip_rows(out.path());
-    assert_eq!(column(&h, &rows, "video"), vec!["a/clip.mp4", "b/c/clip.mp4"]);
+    assert_eq!(
+        column(&h, &rows, "video"),
+        vec!["a/clip.mp4", "b/c/clip.mp4"]
+    );
 }
 
 #[test]
@@ -258,11 +346,24 @@ fn usage_errors_exit_2() {
     let out = TempDir::new().unwrap();
     let r = analyze(&[Path::new("/nonexistent/video.mp4")], out.path(), &[]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("`/nonexistent/video.mp4`: no such file or directory"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`/nonexistent/video.mp4`: no such file or directory"),
+        "{}",
+        r.stderr
+    );
     let r = analyze(&[&sample("realshort.mp4")], out.path(), &["--fps", "0"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("--fps must be a positive number"), "{}", r.stderr);
-    let r = analyze(&[&sample("realshort.mp4")], out.path(), &["--fps", "2", "--every", "3"]);
+    assert!(
+        r.stderr.contains("--fps must be a positive number"),
+        "{}",
+        r.stderr
+    );
+    let r = analyze(
+        &[&sample("realshort.mp4")],
+        out.path(),
+        &["--fps", "2", "--every", "3"],
+    );
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
 
@@ -271,8 +372,139 @@ fn missing_onnx_runtime_says_what_to_do() {
     let out = TempDir::new().unwrap();
     let mut cmd = framegpt();
     cmd.env("FRAMEGPT_ORT_LIB", "/nonexistent/libonnxruntime.so");
-    cmd.arg("analyze").arg(sample("realshort.mp4")).arg("-o").arg(out.path());
+    cmd.arg("analyze")
+        .arg(sample("realshort.mp4"))
+        .arg("-o")
+        .arg(out.path());
     let r = run(&mut cmd);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("FRAMEGPT_ORT_LIB points to `/nonexistent/libonnxruntime.so`"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("FRAMEGPT_ORT_LIB points to `/nonexistent/libonnxruntime.so`"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn surprise_of(out: &Path, video: &str) -> Vec<Option<f64>> {
+    let (h, rows) = read_csv(&out.join(video).join("frames.csv"));
+    column(&h, &rows, "surprise")
+        .iter()
+        .map(|s| s.parse().ok())
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+fn a_known_cut_is_found_at_its_frame() {
+    let out = TempDir::new().unwrap();
+    let r = analyze(
+        &[&sample("generated/cut.mp4")],
+        out.path(),
+        &["--scenes-format", "pyscenedetect"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (h, rows) = read_csv(&out.path().join("cut.mp4/shots.csv"));
+    assert_eq!(column(&h, &rows, "start_frame"), vec!["0", "60"]);
+    assert_eq!(column(&h, &rows, "transition"), vec!["", "cut"]);
+    let (h, rows) = read_csv(&out.path().join("cut.mp4/frames.csv"));
+    let cuts: Vec<usize> = column(&h, &rows, "is_cut")
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| *c == "1")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(cuts, vec![60]);
+    // PySceneDetect's scene list: a timecode line, then 1-based frames.
+    let scenes = std::fs::read_to_string(out.path().join("cut.mp4/scenes.csv")).unwrap();
+    let mut lines = scenes.lines();
+    assert_eq!(lines.next(), Some("Timecode List:,00:00:03.000"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("Scene Number,Start Frame,"));
+    assert!(
+        lines
+            .nth(1)
+            .unwrap()
+            .starts_with("2,61,00:00:03.000,3.000,84,"),
+        "{scenes}"
+    );
+}
+
+#[test]
+fn a_flash_is_not_a_cut() {
+    let out = TempDir::new().unwrap();
+    let r = analyze(&[&sample("generated/flash.mp4")], out.path(), &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (h, rows) = read_csv(&out.path().join("flash.mp4/shots.csv"));
+    assert_eq!(
+        column(&h, &rows, "start_frame"),
+        vec!["0"],
+        "the flash at frames 40-41 split the shot"
+    );
+    // Not because the flash went unnoticed: its surprise towers over the rest.
+    let s = surprise_of(out.path(), "flash.mp4");
+    let typical = median(s.iter().flatten().copied().collect());
+    let flash = s[40..=42].iter().flatten().copied().fold(0.0, f64::max);
+    assert!(
+        flash > 10.0 * typical,
+        "flash surprise {flash} vs median {typical}"
+    );
+}
+
+#[test]
+fn the_surprise_of_a_static_clip_stays_low() {
+    let out = TempDir::new().unwrap();
+    let r = analyze(
+        &[&sample("generated/static.mp4"), &sample("cockatoo.mp4")],
+        out.path(),
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let still: Vec<f64> = surprise_of(out.path(), "generated/static.mp4")
+        .into_iter()
+        .flatten()
+        .collect();
+    let moving: Vec<f64> = surprise_of(out.path(), "cockatoo.mp4")
+        .into_iter()
+        .flatten()
+        .collect();
+    let still_max = still.iter().copied().fold(0.0, f64::max);
+    assert!(still_max < 0.01, "static clip surprise up to {still_max}");
+    assert!(
+        still_max * 20.0 < median(moving.clone()),
+        "static {still_max} vs moving median {}",
+        median(moving)
+    );
+}
+
+#[test]
+fn results_do_not_depend_on_how_the_video_is_windowed_or_cut_short() {
+    let clip = sample("generated/cut.mp4");
+    let whole = TempDir::new().unwrap();
+    assert_eq!(analyze(&[&clip], whole.path(), &[]).code, 0);
+    let frames = |out: &Path| std::fs::read_to_string(out.join("cut.mp4/frames.csv")).unwrap();
+    // One window per inference call instead of eight: the same bytes.
+    let batch1 = TempDir::new().unwrap();
+    assert_eq!(analyze(&[&clip], batch1.path(), &["--batch", "1"]).code, 0);
+    assert_eq!(frames(whole.path()), frames(batch1.path()));
+    // The video cut short at 3.5 s (frame 70): every decision settled before then is the same.
+    let prefix = TempDir::new().unwrap();
+    assert_eq!(analyze(&[&clip], prefix.path(), &["--end", "3.5"]).code, 0);
+    let (h, all) = read_csv(&whole.path().join("cut.mp4/frames.csv"));
+    let (_, part) = read_csv(&prefix.path().join("cut.mp4/frames.csv"));
+    assert_eq!(part.len(), 70);
+    let settled = 70 - 6; // the detector's lookahead
+    for col in ["frame", "surprise", "surprise_z", "is_cut", "shot"] {
+        assert_eq!(
+            column(&h, &all[..settled], col),
+            column(&h, &part[..settled], col),
+            "column {col}"
+        );
+    }
 }
