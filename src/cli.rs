@@ -52,6 +52,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Show a model's contract, labels, provenance and this machine's execution providers.
     Inspect(InspectArgs),
+    /// Join the outputs of sharded runs into what a single run would have written.
+    Merge(crate::commands::merge::MergeArgs),
     /// Render the model's next-frame predictions and per-patch surprise for one window as a PNG.
     Predict(crate::commands::predict::PredictArgs),
     /// Measure one pipeline stage alone (decode or infer), for scripts/bench.sh.
@@ -110,6 +112,13 @@ pub struct AnalyzeArgs {
     /// Frames between window starts (default: half the model's context).
     #[arg(long, value_name = "N")]
     pub window_stride: Option<usize>,
+    /// Redo every input, even those whose outputs are complete and match.
+    #[arg(long)]
+    pub force: bool,
+    /// Take slice I of N of the sorted inputs (0-based) and write to OUT/shard-I-of-N/;
+    /// default from SLURM_ARRAY_TASK_ID/_COUNT or JOB_COMPLETION_INDEX + FRAMEGPT_SHARD_COUNT.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,6 +21,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Analyze(args) => commands::analyze::run(args, &cli.global),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Merge(args) => commands::merge::run(args, &cli.global),
         Command::Predict(args) => commands::predict::run(args, &cli.global),
         Command::Bench(args) => commands::bench::run(args, &cli.global),
     };

@@ -105,8 +105,9 @@ impl ClipRow {
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunReport {
-    /// In input order; inputs not finished because of an interrupt have no row.
-    pub rows: Vec<ClipRow>,
+    /// (input index, row) in input order; inputs not finished because of an interrupt
+    /// have no row.
+    pub rows: Vec<(usize, ClipRow)>,
     pub interrupted: bool,
     pub frames_analyzed: u64,
 }
@@ -160,6 +161,7 @@ pub fn run(
     models: Vec<Model>,
     progress: &Progress,
     cancel: &AtomicBool,
+    on_finished: &mut dyn FnMut(&InputFile, &ClipRow),
 ) -> Result<RunReport> {
     let contract = models
         .first()
@@ -203,6 +205,7 @@ pub fn run(
             cancel,
             &frames_total,
             started,
+            on_finished,
         )
     })
 }
@@ -576,6 +579,7 @@ fn writer(
     cancel: &AtomicBool,
     frames_total: &AtomicU64,
     started: Instant,
+    on_finished: &mut dyn FnMut(&InputFile, &ClipRow),
 ) -> Result<RunReport> {
     let mut open: HashMap<usize, FileOutput> = HashMap::new();
     let mut done: HashMap<usize, FileDone> = HashMap::new();
@@ -647,6 +651,7 @@ fn writer(
         if let Some(e) = &row.error {
             progress.println(&format!("error: `{}`: {e}", input.path.display()));
         }
+        on_finished(input, &row);
         rows.insert(file, row);
     }
     if cancel.load(Ordering::Relaxed) {
@@ -655,7 +660,7 @@ fn writer(
     // Anything still open was interrupted: dropping it discards its temporary files.
     drop(open);
     Ok(RunReport {
-        rows: rows.into_values().collect(),
+        rows: rows.into_iter().collect(),
         interrupted,
         frames_analyzed: frames_total.load(Ordering::Relaxed),
     })

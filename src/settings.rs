@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{AnalyzeArgs, EmbeddingsFormat, GlobalArgs, ScenesFormat};
 use crate::model::Device;
 use crate::sample::SampleSpec;
+use crate::shard::{self, ShardSpec};
 
 /// Name of the shipped base model.
 pub const BASE_MODEL_FILE: &str = "framegpt-base.onnx";
@@ -67,6 +68,8 @@ pub struct AnalyzeSettings {
     pub embeddings: bool,
     pub scenes_format: ScenesFormat,
     pub progress: bool,
+    pub force: bool,
+    pub shard: Option<ShardSpec>,
 }
 
 impl AnalyzeSettings {
@@ -104,6 +107,10 @@ impl AnalyzeSettings {
             None => default_model()?,
         };
         let progress = !global.quiet && !global.no_progress && global.verbose == 0;
+        let shard = match &args.shard {
+            Some(s) => Some(s.parse::<ShardSpec>().map_err(SettingsError::Invalid)?),
+            None => shard::from_env(|k| std::env::var(k).ok()).map_err(SettingsError::Invalid)?,
+        };
         Ok(AnalyzeSettings {
             inputs: args.inputs.clone(),
             recursive: args.recursive,
@@ -124,6 +131,8 @@ impl AnalyzeSettings {
             embeddings: args.embeddings == EmbeddingsFormat::Npy,
             scenes_format: args.scenes_format,
             progress,
+            force: args.force,
+            shard: shard.filter(|s| s.count > 1),
         })
     }
 }

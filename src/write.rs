@@ -91,6 +91,28 @@ impl AtomicFile {
     }
 }
 
+/// Removes temporary files an earlier run left behind when it was killed (SIGKILL, power
+/// loss): `.NAME.XXXXXX.tmp`, the pattern [`AtomicFile`] uses, and nothing else.
+pub fn remove_stale_temporaries(dir: &Path) {
+    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        let name = entry.file_name().to_string_lossy();
+        if entry.file_type().is_file() && is_temporary_name(&name) {
+            if let Err(e) = std::fs::remove_file(entry.path()) {
+                tracing::warn!("cannot remove stale `{}`: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
+pub fn is_temporary_name(name: &str) -> bool {
+    let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    stem.rsplit_once('.').is_some_and(|(base, rand)| {
+        !base.is_empty() && rand.len() == 6 && rand.chars().all(|c| c.is_ascii_alphanumeric())
+    })
+}
+
 /// Writes a whole CSV atomically.
 pub fn write_csv_atomic<R: AsRef<[String]>>(
     path: &Path,
@@ -332,6 +354,32 @@ mod tests {
             ),
             6.0
         );
+    }
+
+    #[test]
+    fn temporary_names_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = AtomicFile::create(&dir.path().join("frames.csv")).unwrap();
+        let name = file
+            .tmp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert!(is_temporary_name(&name), "{name}");
+        for other in [
+            "frames.csv",
+            ".hidden",
+            ".x.tmp",
+            ".frames.csv.abc.tmp",
+            "a.frames.csv.abcdef.tmp",
+        ] {
+            assert!(!is_temporary_name(other), "{other}");
+        }
+        std::mem::forget(file); // as if killed
+        remove_stale_temporaries(dir.path());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -508,3 +508,345 @@ fn results_do_not_depend_on_how_the_video_is_windowed_or_cut_short() {
         );
     }
 }
+
+// ---- batch at scale: resume, atomic outputs, shards, merge -------------------------------
+
+/// A folder of real videos that takes a few seconds to analyze.
+fn batch_dir() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    for (i, name) in [
+        "cockatoo.mp4",
+        "generated/cut.mp4",
+        "generated/flash.mp4",
+        "realshort.mp4",
+        "generated/static.mp4",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let sub = dir.path().join(if i % 2 == 0 { "x" } else { "y/z" });
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::copy(
+            sample(name),
+            sub.join(format!(
+                "{i}-{}",
+                Path::new(name).file_name().unwrap().to_string_lossy()
+            )),
+        )
+        .unwrap();
+    }
+    std::fs::copy(sample("cockatoo.mp4"), dir.path().join("x/5-again.mp4")).unwrap();
+    dir
+}
+
+/// Every output file under `dir` (relative path → bytes), with clips.csv's timing column
+/// masked and run.json left out (it records timings and absolute paths).
+fn output_tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut tree = std::collections::BTreeMap::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        if rel == "run.json" {
+            continue;
+        }
+        let bytes = if rel == "clips.csv" {
+            masked_csv(e.path(), &["elapsed_s"]).into_bytes()
+        } else {
+            std::fs::read(e.path()).unwrap()
+        };
+        tree.insert(rel, bytes);
+    }
+    tree
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn shards_merged_equal_a_single_run() {
+    let inputs = batch_dir();
+    let single = TempDir::new().unwrap();
+    let r = analyze(
+        &[inputs.path()],
+        single.path(),
+        &["-r", "--embeddings", "npy"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shards = TempDir::new().unwrap();
+    for i in 0..3 {
+        // Shard 1 is taken from Slurm's environment, the others from --shard.
+        let mut cmd = framegpt();
+        cmd.arg("analyze")
+            .arg(inputs.path())
+            .arg("-r")
+            .arg("-o")
+            .arg(shards.path())
+            .args(["--embeddings", "npy"]);
+        if i == 1 {
+            cmd.env("SLURM_ARRAY_TASK_ID", "1")
+                .env("SLURM_ARRAY_TASK_COUNT", "3");
+        } else {
+            cmd.arg("--shard").arg(format!("{i}/3"));
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 0, "shard {i}: {}", r.stderr);
+    }
+    let merged = TempDir::new().unwrap();
+    let dirs: Vec<PathBuf> = (0..3)
+        .map(|i| shards.path().join(format!("shard-{i}-of-3")))
+        .collect();
+    let r = run(framegpt()
+        .arg("merge")
+        .args(&dirs)
+        .arg("-o")
+        .arg(merged.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (a, b) = (output_tree(single.path()), output_tree(merged.path()));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in &a {
+        assert!(
+            v == &b[k],
+            "{k} differs between the single run and the merged shards"
+        );
+    }
+    // Each shard took a share, none took everything.
+    for d in &dirs {
+        let n = manifest(d)["assigned"].as_array().unwrap().len();
+        assert!((1..6).contains(&n), "{}: {n} inputs", d.display());
+    }
+}
+
+#[test]
+fn merge_refuses_mismatched_or_incomplete_shards() {
+    let inputs = batch_dir();
+    let out = TempDir::new().unwrap();
+    for (i, extra) in [(0, "1"), (1, "2")] {
+        let r = analyze(
+            &[inputs.path()],
+            out.path(),
+            &["-r", "--shard", &format!("{i}/2"), "--every", extra],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let dirs = [
+        out.path().join("shard-0-of-2"),
+        out.path().join("shard-1-of-2"),
+    ];
+    let r = run(framegpt()
+        .arg("merge")
+        .args(&dirs)
+        .arg("-o")
+        .arg(out.path().join("all")));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("were made with different settings"),
+        "{}",
+        r.stderr
+    );
+    let r = run(framegpt()
+        .arg("merge")
+        .arg(&dirs[0])
+        .arg("-o")
+        .arg(out.path().join("all")));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("shards missing: 1/2"), "{}", r.stderr);
+    let other_model = TempDir::new().unwrap();
+    let r = analyze(
+        &[inputs.path()],
+        other_model.path(),
+        &["-r", "--shard", "1/2", "--model"],
+    );
+    assert_eq!(r.code, 2, "--model needs a value");
+    let mut cmd = framegpt();
+    cmd.arg("analyze")
+        .arg(inputs.path())
+        .args(["-r", "--shard", "1/2", "--max-frames", "3", "-o"])
+        .arg(other_model.path());
+    cmd.arg("--model").arg(fixture("models/tiny-valid.onnx"));
+    assert_eq!(run(&mut cmd).code, 0);
+    let r = run(framegpt()
+        .arg("merge")
+        .arg(&dirs[0])
+        .arg(other_model.path().join("shard-1-of-2"))
+        .arg("-o")
+        .arg(out.path().join("all")));
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("different models"), "{}", r.stderr);
+}
+
+#[test]
+fn a_rerun_skips_what_matches_and_redoes_what_changed() {
+    let inputs = batch_dir();
+    let out = TempDir::new().unwrap();
+    assert_eq!(analyze(&[inputs.path()], out.path(), &["-r"]).code, 0);
+    let before = output_tree(out.path());
+    let r = analyze(&[inputs.path()], out.path(), &["-r"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("nothing to do: all 6 input(s) already analyzed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(before, output_tree(out.path()));
+    // A changed input is redone, the others are not.
+    let changed = inputs.path().join("y/z/1-cut.mp4");
+    let f = std::fs::File::options()
+        .append(true)
+        .open(&changed)
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    let r = analyze(&[inputs.path()], out.path(), &["-r"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("skipping 5 input(s)"), "{}", r.stderr);
+    assert!(r.stderr.contains("analyzed 1 of 1 inputs"), "{}", r.stderr);
+    // Other settings or another model: everything is redone.
+    let r = analyze(&[inputs.path()], out.path(), &["-r", "--every", "2"]);
+    assert!(!r.stderr.contains("skipping"), "{}", r.stderr);
+    let r = analyze(
+        &[inputs.path()],
+        out.path(),
+        &["-r", "--every", "2", "--force"],
+    );
+    assert!(r.stderr.contains("analyzed 6 of 6 inputs"), "{}", r.stderr);
+    let mut cmd = framegpt();
+    cmd.arg("analyze")
+        .arg(inputs.path())
+        .args(["-r", "--every", "2", "-o"])
+        .arg(out.path());
+    cmd.arg("--model").arg(fixture("models/tiny-valid.onnx"));
+    let r = run(&mut cmd);
+    assert!(r.stderr.contains("analyzed 6 of 6 inputs"), "{}", r.stderr);
+}
+
+/// Starts `analyze` and signals it after `delay`.
+fn analyze_and_signal(
+    inputs: &Path,
+    out: &Path,
+    signal: i32,
+    delay: std::time::Duration,
+) -> std::process::Output {
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("framegpt"))
+        .arg("--no-progress")
+        .arg("analyze")
+        .arg(inputs)
+        .args(["-r", "--embeddings", "npy", "--jobs", "1", "-o"])
+        .arg(out)
+        .env_remove("FRAMEGPT_MODEL")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn killed_runs_leave_no_partial_file_and_resume_to_identical_outputs() {
+    let inputs = batch_dir();
+    let reference = TempDir::new().unwrap();
+    assert_eq!(
+        analyze(
+            &[inputs.path()],
+            reference.path(),
+            &["-r", "--embeddings", "npy", "--jobs", "1"]
+        )
+        .code,
+        0
+    );
+    let want = output_tree(reference.path());
+    // Pseudo-random kill times (fixed seed), spread over the run.
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    for round in 0..3 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay_ms = 150 + (seed >> 33) % 1800;
+        let out = TempDir::new().unwrap();
+        let killed = analyze_and_signal(
+            inputs.path(),
+            out.path(),
+            libc::SIGKILL,
+            std::time::Duration::from_millis(delay_ms),
+        );
+        assert!(
+            !killed.status.success(),
+            "round {round}: finished before the kill at {delay_ms} ms"
+        );
+        // Whatever is under a final name is complete: it equals the uninterrupted run's file.
+        for (rel, bytes) in output_tree(out.path()) {
+            let name = Path::new(&rel)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            if rel == "clips.csv" || (name.starts_with('.') && name.ends_with(".tmp")) {
+                continue; // clips.csv is rewritten at the end of every run; temporaries are not final names
+            }
+            assert!(
+                want.get(&rel) == Some(&bytes),
+                "round {round} (kill at {delay_ms} ms): `{rel}` is partial or wrong"
+            );
+        }
+        let r = analyze(
+            &[inputs.path()],
+            out.path(),
+            &["-r", "--embeddings", "npy", "--jobs", "1"],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(
+            output_tree(out.path()),
+            want,
+            "round {round}: resumed outputs differ"
+        );
+        assert_no_temp_files(out.path());
+    }
+}
+
+#[test]
+fn sigint_exits_130_with_a_consistent_manifest() {
+    let inputs = batch_dir();
+    let out = TempDir::new().unwrap();
+    let r = analyze_and_signal(
+        inputs.path(),
+        out.path(),
+        libc::SIGINT,
+        std::time::Duration::from_millis(900),
+    );
+    assert_eq!(
+        r.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let m = manifest(out.path());
+    assert_eq!(m["complete"], false);
+    let done = m["inputs"].as_object().unwrap();
+    assert!(done.len() < 6);
+    for (video, rec) in done {
+        assert_eq!(rec["status"], "ok");
+        assert!(
+            out.path().join(video).join("frames.csv").is_file(),
+            "{video} recorded without outputs"
+        );
+    }
+    assert_no_temp_files(out.path());
+    let r = analyze(
+        &[inputs.path()],
+        out.path(),
+        &["-r", "--embeddings", "npy", "--jobs", "1"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(manifest(out.path())["complete"], true);
+}

@@ -3,4 +3,5 @@
 pub mod analyze;
 pub mod bench;
 pub mod inspect;
+pub mod merge;
 pub mod predict;

@@ -1,0 +1,163 @@
+//! The run manifest (`run.json`): what produced an output folder and, per input, what
+//! came of it. It is what makes a re-run resume: an input whose entry still matches (same
+//! size and modification time, same model, same result-affecting settings, status ok,
+//! outputs present) is skipped. Written atomically after every finished input.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::discover::InputFile;
+use crate::write::AtomicFile;
+
+pub const MANIFEST_FILE: &str = "run.json";
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Everything that changes what an input's outputs contain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunIdentity {
+    pub model_sha256: String,
+    /// The result-affecting settings, as a canonical string (sampling, windows, outputs).
+    pub settings: String,
+}
+
+/// How the input list was split, when it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub index: usize,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputRecord {
+    pub video: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: u128,
+    pub status: String,
+    pub error: Option<String>,
+    pub elapsed_s: f64,
+    /// The input's clips.csv row.
+    pub row: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    pub framegpt_version: String,
+    pub identity: RunIdentity,
+    pub shard: Option<ShardInfo>,
+    /// Inputs assigned to this run (relative output paths), in processing order.
+    pub assigned: Vec<String>,
+    /// Finished inputs by relative output path.
+    pub inputs: BTreeMap<String, InputRecord>,
+    pub complete: bool,
+}
+
+impl Manifest {
+    pub fn new(identity: RunIdentity, shard: Option<ShardInfo>, assigned: Vec<String>) -> Self {
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            framegpt_version: env!("CARGO_PKG_VERSION").to_string(),
+            identity,
+            shard,
+            assigned,
+            inputs: BTreeMap::new(),
+            complete: false,
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = fs_err::read_to_string(&path)?;
+        let m = serde_json::from_str(&text)
+            .with_context(|| format!("`{}` is not a framegpt run manifest", path.display()))?;
+        Ok(Some(m))
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut file = AtomicFile::create(&dir.join(MANIFEST_FILE))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(file.file()), self)?;
+        file.commit()
+    }
+
+    /// The finished record for `input` when it can be reused as it is.
+    pub fn reusable(
+        &self,
+        input: &InputFile,
+        out_dir: &Path,
+        needs: &[&str],
+    ) -> Option<&InputRecord> {
+        let rec = self.inputs.get(&rel_key(&input.rel))?;
+        let (size, mtime) = fingerprint(&input.path)?;
+        let outputs_present = needs
+            .iter()
+            .all(|f| out_dir.join(&input.rel).join(f).is_file());
+        (rec.status == "ok" && rec.size == size && rec.mtime_ns == mtime && outputs_present)
+            .then_some(rec)
+    }
+}
+
+pub fn rel_key(rel: &Path) -> String {
+    rel.to_string_lossy().into_owned()
+}
+
+/// Size and modification time (ns since the epoch) of a file.
+pub fn fingerprint(path: &Path) -> Option<(u64, u128)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some((meta.len(), mtime))
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = fs_err::read(path)?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::new(
+            RunIdentity {
+                model_sha256: "ab".into(),
+                settings: "fps=5".into(),
+            },
+            Some(ShardInfo { index: 1, count: 3 }),
+            vec!["a.mp4".into()],
+        );
+        m.inputs.insert(
+            "a.mp4".into(),
+            InputRecord {
+                video: "a.mp4".into(),
+                path: "/x/a.mp4".into(),
+                size: 10,
+                mtime_ns: 12345678901234567890,
+                status: "ok".into(),
+                error: None,
+                elapsed_s: 1.5,
+                row: vec!["a.mp4".into(), "ok".into()],
+            },
+        );
+        m.save(dir.path()).unwrap();
+        assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
+    }
+}
