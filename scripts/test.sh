@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, builds, runs every test (unit,
-# integration on real videos with real FFmpeg and ONNX Runtime).
+# The whole test suite: installs what is missing, builds, runs every test: unit tests,
+# integration tests on real videos with real FFmpeg and ONNX Runtime (tests/cli.rs), and
+# the scale-out test on a real single-node Slurm cluster (tests/slurm/run.sh, as root).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 cargo test --release --locked
+bash tests/slurm/run.sh
