@@ -384,6 +384,40 @@ fn missing_onnx_runtime_says_what_to_do() {
         "{}",
         r.stderr
     );
+    // Nowhere to be found: the message lists where it looked and what to run.
+    let home = TempDir::new().unwrap();
+    let mut cmd = framegpt();
+    cmd.env_remove("FRAMEGPT_ORT_LIB")
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("FRAMEGPT_ORT_DIR");
+    cmd.env("HOME", home.path()).env_remove("XDG_DATA_HOME");
+    cmd.arg("analyze")
+        .arg(sample("realshort.mp4"))
+        .arg("-o")
+        .arg(out.path());
+    let r = run(&mut cmd);
+    let system_wide = ["/usr/lib", "/usr/local/lib", "/usr/lib/x86_64-linux-gnu"]
+        .iter()
+        .any(|d| Path::new(d).join("libonnxruntime.so").exists());
+    if system_wide {
+        return; // a system-wide install is found, as it should be
+    }
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("could not find the ONNX Runtime library"),
+        "{}",
+        r.stderr
+    );
+    let expected = format!(
+        "{}/.local/share/framegpt/onnxruntime/1.31.1/libonnxruntime.so",
+        home.path().display()
+    );
+    assert!(r.stderr.contains(&expected), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hint: run `scripts/setup.sh`"),
+        "{}",
+        r.stderr
+    );
 }
 
 fn surprise_of(out: &Path, video: &str) -> Vec<Option<f64>> {
