@@ -114,6 +114,18 @@ pub fn decode_file(
     options: DecodeOptions,
     sampler: &mut Sampler,
     cancel: &AtomicBool,
+    sink: impl FnMut(DecodedFrame) -> bool,
+) -> Result<DecodeSummary, DecodeError> {
+    decode_file_with(path, options, sampler, cancel, |_| {}, sink)
+}
+
+/// [`decode_file`], calling `on_open` with the stream information before the first frame.
+pub fn decode_file_with(
+    path: &Path,
+    options: DecodeOptions,
+    sampler: &mut Sampler,
+    cancel: &AtomicBool,
+    on_open: impl FnOnce(&VideoInfo),
     mut sink: impl FnMut(DecodedFrame) -> bool,
 ) -> Result<DecodeSummary, DecodeError> {
     init();
@@ -189,6 +201,7 @@ pub fn decode_file(
         duration_s,
     };
 
+    on_open(&info);
     let start_s = sampler.spec().start_s;
     // Frame numbers count decoded frames; after a seek or when skipping non-key frames
     // they come from the timestamp instead (round(time × frame rate)).

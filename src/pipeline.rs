@@ -228,7 +228,7 @@ fn decode_worker(
         }
         let started = Instant::now();
         let input = &files[file];
-        let bar = progress.file(&input.rel.to_string_lossy(), None);
+        let bar = progress.file(&input.rel.to_string_lossy());
         let mut windower = Windower::new(contract.context_frames, stride, patchifier.frame_len());
         let mut sampler = Sampler::new(config.sample.clone());
         let mut pending: Vec<Window> = Vec::with_capacity(config.batch_windows);
@@ -249,20 +249,34 @@ fn decode_worker(
             frame_height: contract.frame_height,
             threads: config.ffmpeg_threads,
         };
-        let outcome = decode::decode_file(&input.path, options, &mut sampler, cancel, |frame| {
-            let meta = FrameMeta {
-                position,
-                index: frame.index,
-                pts_seconds: frame.pts_seconds,
-            };
-            position += 1;
-            bar.inc(1);
-            pending.extend(windower.push(meta, patchifier.patchify(&frame.rgb)));
-            if !flush(&mut pending, false) {
-                send_failed = true;
-            }
-            !send_failed
-        });
+        let opened = |info: &decode::VideoInfo| {
+            progress.file_opened(
+                &bar,
+                input.size,
+                config.sample.expected_frames(info.fps, info.duration_s),
+            )
+        };
+        let outcome = decode::decode_file_with(
+            &input.path,
+            options,
+            &mut sampler,
+            cancel,
+            opened,
+            |frame| {
+                let meta = FrameMeta {
+                    position,
+                    index: frame.index,
+                    pts_seconds: frame.pts_seconds,
+                };
+                position += 1;
+                progress.frame(&bar);
+                pending.extend(windower.push(meta, patchifier.patchify(&frame.rgb)));
+                if !flush(&mut pending, false) {
+                    send_failed = true;
+                }
+                !send_failed
+            },
+        );
         if outcome.is_ok() {
             pending.extend(windower.finish());
             while !pending.is_empty() {
@@ -275,7 +289,7 @@ fn decode_worker(
                 }
             }
         }
-        progress.file_done(&bar);
+        progress.file_done(bar);
         if send_failed
             || work
                 .send(Work::Done(FileDone {

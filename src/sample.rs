@@ -39,6 +39,23 @@ impl SampleSpec {
     }
 }
 
+impl SampleSpec {
+    /// About how many frames this spec keeps from a video (for progress bars; None when
+    /// the video does not say enough).
+    pub fn expected_frames(&self, fps: Option<f64>, duration_s: Option<f64>) -> Option<u64> {
+        let duration = duration_s?;
+        let span = (self.end_s.unwrap_or(duration).min(duration) - self.start_s).max(0.0);
+        let n = match (self.target_fps, fps) {
+            (Some(target), Some(fps)) => span * target.min(fps),
+            (Some(target), None) => span * target,
+            (None, Some(fps)) if !self.keyframes_only => span * fps / self.every as f64,
+            _ => return None,
+        };
+        let n = n.round() as u64;
+        Some(self.max_frames.map_or(n, |m| n.min(m)).max(1))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Keep,
@@ -195,6 +212,40 @@ mod tests {
         for (spec, want) in cases {
             assert_eq!(kept(spec.clone(), 10.0, 10), want, "{spec:?}");
         }
+    }
+
+    #[test]
+    fn expected_frames_follow_the_spec() {
+        let d = SampleSpec::default;
+        assert_eq!(d().expected_frames(Some(25.0), Some(10.0)), Some(250));
+        assert_eq!(
+            SampleSpec { every: 5, ..d() }.expected_frames(Some(25.0), Some(10.0)),
+            Some(50)
+        );
+        assert_eq!(
+            SampleSpec {
+                target_fps: Some(2.0),
+                ..d()
+            }
+            .expected_frames(Some(25.0), Some(10.0)),
+            Some(20)
+        );
+        let ranged = SampleSpec {
+            start_s: 2.0,
+            end_s: Some(4.0),
+            max_frames: Some(30),
+            ..d()
+        };
+        assert_eq!(ranged.expected_frames(Some(25.0), Some(10.0)), Some(30));
+        assert_eq!(
+            SampleSpec {
+                keyframes_only: true,
+                ..d()
+            }
+            .expected_frames(Some(25.0), Some(10.0)),
+            None
+        );
+        assert_eq!(d().expected_frames(Some(25.0), None), None);
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(settings.threads.total)
         .build_global();
-    let progress = Progress::new(settings.progress, to_run.len() as u64);
+    let progress = Progress::new(settings.progress, to_run.iter().map(|f| f.size).sum());
     let started = Instant::now();
     let mut record = |input: &InputFile, row: &ClipRow| {
         let (size, mtime_ns) = manifest::fingerprint(&input.path).unwrap_or((input.size, 0));
