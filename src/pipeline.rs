@@ -502,10 +502,14 @@ impl FileOutput {
                     start_s: meta.pts_seconds,
                     end_s: meta.pts_seconds,
                     transition,
+                    label_counts: vec![0; self.label_counts.len()],
                 });
             }
             let shot = self.shots.last_mut().expect("a shot was opened");
             shot.end_frame = meta.index;
+            if let Some((k, _)) = label {
+                shot.label_counts[k] += 1;
+            }
             let is_cut = d.boundary.is_some() && self.frames_written > 0;
             let (label_name, confidence) = match (label, &self.labels) {
                 (Some((k, p)), Some(names)) => (names[k].clone(), format!("{p:.4}")),
@@ -545,7 +549,7 @@ impl FileOutput {
         write::write_csv_atomic(
             &dir.join("shots.csv"),
             &write::SHOTS_HEADER,
-            &write::shot_rows(&self.video, &self.shots),
+            &write::shot_rows(&self.video, &self.shots, self.labels.as_deref()),
         )?;
         if config.scenes_format == ScenesFormat::Pyscenedetect {
             write::write_pyscenedetect(&dir.join("scenes.csv"), &self.shots)?;

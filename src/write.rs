@@ -21,7 +21,7 @@ pub const FRAMES_HEADER: [&str; 9] = [
     "label",
     "confidence",
 ];
-pub const SHOTS_HEADER: [&str; 7] = [
+pub const SHOTS_HEADER: [&str; 8] = [
     "video",
     "shot",
     "start_frame",
@@ -29,6 +29,7 @@ pub const SHOTS_HEADER: [&str; 7] = [
     "start_s",
     "end_s",
     "transition",
+    "label",
 ];
 pub const CLIPS_HEADER: [&str; 13] = [
     "video",
@@ -235,9 +236,23 @@ pub struct Shot {
     pub end_s: f64,
     /// How the shot began (None for the first shot).
     pub transition: Option<Transition>,
+    /// Frames per label index (empty without a classification head).
+    pub label_counts: Vec<u64>,
 }
 
-pub fn shot_rows(video: &str, shots: &[Shot]) -> Vec<Vec<String>> {
+impl Shot {
+    /// The label most of the shot's frames have.
+    pub fn majority_label(&self) -> Option<usize> {
+        let (k, n) = self
+            .label_counts
+            .iter()
+            .enumerate()
+            .max_by_key(|(k, n)| (**n, std::cmp::Reverse(*k)))?;
+        (*n > 0).then_some(k)
+    }
+}
+
+pub fn shot_rows(video: &str, shots: &[Shot], labels: Option<&[String]>) -> Vec<Vec<String>> {
     shots
         .iter()
         .enumerate()
@@ -250,6 +265,10 @@ pub fn shot_rows(video: &str, shots: &[Shot]) -> Vec<Vec<String>> {
                 format!("{:.3}", s.start_s),
                 format!("{:.3}", s.end_s),
                 s.transition.map_or("", Transition::as_str).to_string(),
+                match (labels, s.majority_label()) {
+                    (Some(names), Some(k)) => names[k].clone(),
+                    _ => String::new(),
+                },
             ]
         })
         .collect()
@@ -401,6 +420,7 @@ mod tests {
                 start_s: 0.0,
                 end_s: 2.0,
                 transition: None,
+                label_counts: vec![],
             },
             Shot {
                 start_frame: 50,
@@ -408,6 +428,7 @@ mod tests {
                 start_s: 2.0,
                 end_s: 4.0,
                 transition: Some(Transition::Cut),
+                label_counts: vec![],
             },
         ];
         let (first, rows) = pyscenedetect_rows(&shots);
