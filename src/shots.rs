@@ -65,11 +65,18 @@ pub struct DetectorConfig {
     pub flash_return: f32,
     /// Mean luminance under which a frame counts as black (fades).
     pub black_luma: f32,
-    /// Dissolves: mean z over `dissolve_span` frames above this...
-    pub dissolve_z: f32,
-    pub dissolve_span: usize,
-    /// ...and the thumbnail changed across the span by at least this much.
+    /// Dissolves are judged over a window of `dissolve_half` frames either side of the
+    /// frame: the picture must travel far (`dissolve_change`, RMS thumbnail distance in
+    /// normalized units) along a nearly straight path (`dissolve_straightness` = distance /
+    /// path length; a cross-fade is a straight line between two pictures, camera motion
+    /// wanders), no single step may carry more than `dissolve_max_step` of the distance
+    /// (that is a cut or a flash), and the model must be surprised over the window
+    /// (`dissolve_z`, the window's mean log surprise against the recent past).
+    pub dissolve_half: usize,
     pub dissolve_change: f32,
+    pub dissolve_straightness: f32,
+    pub dissolve_max_step: f32,
+    pub dissolve_z: f32,
     /// No two boundaries closer than this many sampled frames.
     pub min_shot: usize,
 }
@@ -83,9 +90,11 @@ impl Default for DetectorConfig {
             cut_ratio: 5.0,
             flash_return: 0.4,
             black_luma: 0.06,
-            dissolve_z: 1.5,
-            dissolve_span: 10,
-            dissolve_change: 0.5,
+            dissolve_half: 5,
+            dissolve_change: 0.36,
+            dissolve_straightness: 0.6,
+            dissolve_max_step: 0.5,
+            dissolve_z: 3.0,
             min_shot: 6,
         }
     }
@@ -111,7 +120,6 @@ pub struct ShotDetector {
     next_position: u64,
     last_boundary: Option<u64>,
     in_black: bool,
-    dissolve_run: usize,
     /// Set while a flash is in progress: the last position at which it may end.
     flash_until: Option<u64>,
 }
@@ -126,7 +134,6 @@ impl ShotDetector {
             next_position: 0,
             last_boundary: None,
             in_black: false,
-            dissolve_run: 0,
             flash_until: None,
         }
     }
@@ -181,7 +188,7 @@ impl ShotDetector {
         }
         self.past_len += 1;
         // Keep as much past as the checks look back over.
-        let keep_past = self.cfg.dissolve_span + 2;
+        let keep_past = self.cfg.dissolve_half + 2;
         while self.past_len > keep_past {
             self.window.pop_front();
             self.past_len -= 1;
@@ -223,14 +230,12 @@ impl ShotDetector {
         let black = luma < cfg.black_luma;
         let was_black = std::mem::replace(&mut self.in_black, black);
         if was_black && !black {
-            self.dissolve_run = 0;
             return (!too_close).then_some(Transition::Fade);
         }
         if black || i == 0 || too_close {
-            self.dissolve_run = 0;
             return None;
         }
-        let (Some(z), Some(x)) = (z, self.window[i].log_surprise) else {
+        let (Some(_), Some(x)) = (z, self.window[i].log_surprise) else {
             return None;
         };
         let median = self.recent_median().unwrap_or(x).exp();
@@ -247,7 +252,6 @@ impl ShotDetector {
         .fold(0.0f32, f32::max);
         let peak = (surprise + median) / (neighbours + median);
         if peak > cfg.cut_peak && surprise > cfg.cut_ratio * median {
-            self.dissolve_run = 0;
             if self.ends_flash(i) {
                 return None;
             }
@@ -258,29 +262,43 @@ impl ShotDetector {
             }
             return Some(Transition::Cut);
         }
-        // Dissolves: sustained moderate surprise while the picture changes a lot.
-        if z > cfg.dissolve_z {
-            self.dissolve_run += 1;
-        } else {
-            self.dissolve_run = 0;
-        }
-        if self.dissolve_run >= cfg.dissolve_span / 2 && i >= cfg.dissolve_span {
-            let change = thumb_distance(
-                &self.window[i - cfg.dissolve_span].thumb,
-                &self.window[i].thumb,
-            );
-            let zs: Vec<f32> = self
-                .window
-                .range(i + 1 - cfg.dissolve_span..=i)
-                .filter_map(|p| p.z)
-                .collect();
-            let mean_z = zs.iter().sum::<f32>() / zs.len().max(1) as f32;
-            if change > cfg.dissolve_change && mean_z > cfg.dissolve_z {
-                self.dissolve_run = 0;
-                return Some(Transition::Dissolve);
-            }
+        if self.is_dissolve(i) {
+            return Some(Transition::Dissolve);
         }
         None
+    }
+
+    /// A gradual transition centred on frame `i` (see [`DetectorConfig::dissolve_half`]).
+    fn is_dissolve(&self, i: usize) -> bool {
+        let cfg = &self.cfg;
+        let h = cfg.dissolve_half;
+        if i < h || i + h >= self.window.len() {
+            return false;
+        }
+        let frames: Vec<&Pending> = self.window.range(i - h..=i + h).collect();
+        // Through black is a fade, handled on its own.
+        if frames.iter().any(|p| p.luma < 2.0 * cfg.black_luma) {
+            return false;
+        }
+        let change = thumb_distance(&frames[0].thumb, &frames[2 * h].thumb);
+        if change < cfg.dissolve_change {
+            return false;
+        }
+        let steps: Vec<f32> = frames
+            .windows(2)
+            .map(|w| thumb_distance(&w[0].thumb, &w[1].thumb))
+            .collect();
+        let path: f32 = steps.iter().sum();
+        let max_step = steps.iter().copied().fold(0.0, f32::max);
+        if change < cfg.dissolve_straightness * path || max_step > cfg.dissolve_max_step * change {
+            return false;
+        }
+        let logs: Vec<f32> = frames.iter().filter_map(|p| p.log_surprise).collect();
+        if logs.len() < h || self.history.len() < 3 {
+            return false;
+        }
+        let mean = logs.iter().sum::<f32>() / logs.len() as f32;
+        self.robust_z(mean).is_some_and(|z| z > cfg.dissolve_z)
     }
 
     /// Inside a flash (up to `lookahead` frames after it began): the spikes of the flash
