@@ -233,12 +233,14 @@ pub fn decode_file_with(
         end_seconds: 0.0,
         error: None,
     };
-    let mut packet = ffmpeg::Packet::empty();
     let mut read_error = None;
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(DecodeError::Cancelled);
         }
+        // A fresh packet each time: av_read_frame does not release what a packet already
+        // holds, so reusing one leaks every packet read (memory grew with video length).
+        let mut packet = ffmpeg::Packet::empty();
         match packet.read(&mut ictx) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => break,
@@ -484,5 +486,56 @@ mod log_bridge {
         } else {
             tracing::info!(target: "ffmpeg", "{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::SampleSpec;
+
+    fn rss_kb() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn decode_once(path: &Path) -> u64 {
+        let mut sampler = Sampler::new(SampleSpec {
+            every: 50,
+            ..Default::default()
+        });
+        let options = DecodeOptions {
+            frame_width: 64,
+            frame_height: 64,
+            threads: 1,
+        };
+        decode_file(path, options, &mut sampler, &AtomicBool::new(false), |_| {
+            true
+        })
+        .unwrap()
+        .frames_decoded
+    }
+
+    /// Regression: reusing one `Packet` for `av_read_frame` leaked every packet's data, so
+    /// memory grew with the length of the video (a 600 s 1080p clip peaked at 443 MB).
+    #[test]
+    fn decoding_does_not_leak_packets() {
+        let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/cockatoo.mp4");
+        let size_kb = std::fs::metadata(&clip).unwrap().len() / 1024;
+        for _ in 0..5 {
+            assert_eq!(decode_once(&clip), 280);
+        }
+        let before = rss_kb();
+        let rounds = 30;
+        for _ in 0..rounds {
+            decode_once(&clip);
+        }
+        let grown = rss_kb().saturating_sub(before);
+        // With the leak this grew by about rounds × the file size (30 × 176 KB).
+        assert!(
+            grown < rounds * size_kb / 3,
+            "RSS grew by {grown} KB over {rounds} decodes of a {size_kb} KB file"
+        );
     }
 }
