@@ -100,6 +100,43 @@ impl Default for DetectorConfig {
     }
 }
 
+impl DetectorConfig {
+    /// Applies `key=value,key=value` overrides (the `FRAMEGPT_DETECTOR` development knob,
+    /// used to tune on a benchmark without rebuilding).
+    pub fn with_overrides(mut self, spec: &str) -> Result<Self, String> {
+        for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value, found `{pair}`"))?;
+            let bad = || format!("invalid value `{value}` for `{key}`");
+            let f = || value.parse::<f32>().map_err(|_| bad());
+            let u = || value.parse::<usize>().map_err(|_| bad());
+            match key {
+                "history" => self.history = u()?,
+                "lookahead" => self.lookahead = u()?,
+                "cut_peak" => self.cut_peak = f()?,
+                "cut_ratio" => self.cut_ratio = f()?,
+                "flash_return" => self.flash_return = f()?,
+                "black_luma" => self.black_luma = f()?,
+                "dissolve_half" => self.dissolve_half = u()?,
+                "dissolve_change" => self.dissolve_change = f()?,
+                "dissolve_straightness" => self.dissolve_straightness = f()?,
+                "dissolve_max_step" => self.dissolve_max_step = f()?,
+                "dissolve_z" => self.dissolve_z = f()?,
+                "min_shot" => self.min_shot = u()?,
+                _ => return Err(format!("unknown detector setting `{key}`")),
+            }
+        }
+        if self.lookahead < self.dissolve_half.max(2) {
+            return Err(format!(
+                "lookahead {} must be at least dissolve_half {} and 2",
+                self.lookahead, self.dissolve_half
+            ));
+        }
+        Ok(self)
+    }
+}
+
 struct Pending {
     position: u64,
     log_surprise: Option<f32>,
@@ -407,6 +444,20 @@ mod tests {
             .collect();
         assert_eq!(cuts, vec![30]);
         assert_eq!(out[30].boundary, Some(Transition::Cut));
+    }
+
+    #[test]
+    fn overrides_parse_and_refuse_nonsense() {
+        let c = DetectorConfig::default()
+            .with_overrides("cut_peak=3.5, dissolve_half=4")
+            .unwrap();
+        assert_eq!((c.cut_peak, c.dissolve_half), (3.5, 4));
+        for bad in ["nope=1", "cut_peak", "cut_peak=x", "lookahead=1"] {
+            assert!(
+                DetectorConfig::default().with_overrides(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

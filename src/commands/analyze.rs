@@ -64,7 +64,7 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
         ffmpeg_threads: settings.threads.ffmpeg_per_file,
         embeddings: settings.embeddings,
         scenes_format: settings.scenes_format,
-        detector: DetectorConfig::default(),
+        detector: detector_config()?,
     };
     let out_dir = config.output_dir.clone();
     fs_err::create_dir_all(&out_dir).map_err(|e| UsageError(e.into()))?;
@@ -232,6 +232,16 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+/// The detector's defaults, or the development overrides in `FRAMEGPT_DETECTOR`.
+fn detector_config() -> Result<DetectorConfig> {
+    match std::env::var("FRAMEGPT_DETECTOR") {
+        Ok(spec) => DetectorConfig::default()
+            .with_overrides(&spec)
+            .map_err(|e| UsageError(anyhow::anyhow!("FRAMEGPT_DETECTOR: {e}")).into()),
+        Err(_) => Ok(DetectorConfig::default()),
+    }
 }
 
 /// The settings that change what an input's outputs contain (not threads or batch size:
