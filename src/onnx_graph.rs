@@ -19,6 +19,8 @@ use prost::Message;
 
 /// ONNX `TensorProto.DataType.FLOAT`.
 const FLOAT: i32 = 1;
+/// ONNX `TensorProto.DataType.INT64`.
+const INT64: i32 = 7;
 
 const MODEL_GRAPH: u32 = 7;
 const MODEL_METADATA_PROPS: u32 = 14;
@@ -54,6 +56,27 @@ struct NodeProto {
     name: String,
     #[prost(string, tag = "4")]
     op_type: String,
+    #[prost(message, repeated, tag = "5")]
+    attribute: Vec<AttributeProto>,
+}
+
+/// An INT attribute (`AttributeProto.AttributeType.INT` = 2).
+#[derive(Clone, PartialEq, prost::Message)]
+struct AttributeProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(int64, tag = "3")]
+    i: i64,
+    #[prost(int32, tag = "20")]
+    r#type: i32,
+}
+
+fn int_attribute(name: &str, value: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        i: value,
+        r#type: 2,
+    }
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -64,6 +87,8 @@ struct TensorProto {
     data_type: i32,
     #[prost(float, repeated, tag = "4")]
     float_data: Vec<f32>,
+    #[prost(int64, repeated, tag = "7")]
+    int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     name: String,
 }
@@ -119,6 +144,11 @@ pub struct HeadGraph {
     pub input: String,
     pub output: String,
     pub layers: Vec<DenseLayer>,
+    /// With N > 0 the layers see [e_t, e_t − e_{max(t−N, 0)}] (concatenated on the last
+    /// axis), computed inside each window of `frames` steps.
+    pub temporal_lag: usize,
+    /// Steps per window (T), for `temporal_lag`.
+    pub frames: usize,
     /// Declared output shape: `None` is a symbolic dimension.
     pub output_shape: Vec<Option<i64>>,
 }
@@ -273,6 +303,43 @@ fn encode_head(head: &HeadGraph) -> Vec<u8> {
     let mut nodes = Vec::new();
     let mut inits = Vec::new();
     let mut current = head.input.clone();
+    if head.temporal_lag > 0 {
+        let idx = format!("{prefix}/temporal/prev_index");
+        inits.push(TensorProto {
+            dims: vec![head.frames as i64],
+            data_type: INT64,
+            int64_data: (0..head.frames)
+                .map(|t| t.saturating_sub(head.temporal_lag) as i64)
+                .collect(),
+            name: idx.clone(),
+            ..Default::default()
+        });
+        let prev = format!("{prefix}/temporal/prev");
+        let delta = format!("{prefix}/temporal/delta");
+        let both = format!("{prefix}/temporal/concat");
+        nodes.push(NodeProto {
+            input: vec![current.clone(), idx],
+            output: vec![prev.clone()],
+            name: prev.clone(),
+            op_type: "Gather".into(),
+            attribute: vec![int_attribute("axis", 1)],
+        });
+        nodes.push(NodeProto {
+            input: vec![current.clone(), prev],
+            output: vec![delta.clone()],
+            name: delta.clone(),
+            op_type: "Sub".into(),
+            ..Default::default()
+        });
+        nodes.push(NodeProto {
+            input: vec![current.clone(), delta],
+            output: vec![both.clone()],
+            name: both.clone(),
+            op_type: "Concat".into(),
+            attribute: vec![int_attribute("axis", 2)],
+        });
+        current = both;
+    }
     for (i, layer) in head.layers.iter().enumerate() {
         let last = i + 1 == head.layers.len();
         let w = format!("{prefix}/dense{i}/weight");
@@ -282,12 +349,14 @@ fn encode_head(head: &HeadGraph) -> Vec<u8> {
             data_type: FLOAT,
             float_data: layer.weight.clone(),
             name: w.clone(),
+            ..Default::default()
         });
         inits.push(TensorProto {
             dims: vec![layer.outputs as i64],
             data_type: FLOAT,
             float_data: layer.bias.clone(),
             name: b.clone(),
+            ..Default::default()
         });
         let mm = format!("{prefix}/dense{i}/matmul");
         nodes.push(NodeProto {
@@ -295,6 +364,7 @@ fn encode_head(head: &HeadGraph) -> Vec<u8> {
             output: vec![mm.clone()],
             name: mm.clone(),
             op_type: "MatMul".into(),
+            ..Default::default()
         });
         let sum = if last {
             head.output.clone()
@@ -306,6 +376,7 @@ fn encode_head(head: &HeadGraph) -> Vec<u8> {
             output: vec![sum.clone()],
             name: format!("{prefix}/dense{i}/add"),
             op_type: "Add".into(),
+            ..Default::default()
         });
         current = sum;
         if !last {
@@ -315,6 +386,7 @@ fn encode_head(head: &HeadGraph) -> Vec<u8> {
                 output: vec![relu.clone()],
                 name: relu.clone(),
                 op_type: "Relu".into(),
+                ..Default::default()
             });
             current = relu;
         }
@@ -394,6 +466,8 @@ mod tests {
                 weight: vec![0.0; 6],
                 bias: vec![0.0; 3],
             }],
+            temporal_lag: 0,
+            frames: 8,
             output_shape: vec![None, Some(8), Some(3)],
         };
         let md = BTreeMap::from([("framegpt.labels".to_string(), "[\"x\"]".to_string())]);

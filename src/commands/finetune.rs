@@ -79,6 +79,10 @@ pub struct FinetuneArgs {
     /// of the clip) [default: half the model's context].
     #[arg(long, value_name = "N")]
     pub skip_frames: Option<usize>,
+    /// Also feed the head the change of the embedding over N frames ([e_t, e_t − e_{t−N}],
+    /// computed inside each window of the exported graph), so it can see motion; 0: off.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub temporal_lag: usize,
     /// Sample F frames per second of video time (default: every frame).
     #[arg(long, value_name = "F")]
     pub fps: Option<f64>,
@@ -279,14 +283,26 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
             tracing::warn!("clip `{}` left out: {why}", set.clips[*ci].origin);
         }
     };
-    let (train_rows, p) = train::gather(&dataset, &train_idx, &extracted, skip_frames);
+    let (train_rows, p) = train::gather(
+        &dataset,
+        &train_idx,
+        &extracted,
+        skip_frames,
+        args.temporal_lag,
+    );
     report_problems(&dataset, &p);
-    let (val_rows, p) = train::gather(&dataset, &val_idx, &extracted, skip_frames);
+    let (val_rows, p) = train::gather(
+        &dataset,
+        &val_idx,
+        &extracted,
+        skip_frames,
+        args.temporal_lag,
+    );
     report_problems(&dataset, &p);
     let test_rows = match &mut test_set {
         Some(t) => {
             let all: Vec<usize> = (0..t.clips.len()).collect();
-            let (r, p) = train::gather(t, &all, &extracted, skip_frames);
+            let (r, p) = train::gather(t, &all, &extracted, skip_frames, args.temporal_lag);
             report_problems(t, &p);
             Some(r)
         }
@@ -414,6 +430,7 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
                 "fps": args.fps,
                 "max_frames": args.max_frames,
                 "skip_frames": skip_frames,
+                "temporal_lag": args.temporal_lag,
                 "standardization": "mean/std of the training frames, folded into the first layer",
             },
             "data": {
@@ -433,11 +450,18 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
     export(
         &backbone,
         &layers,
+        args.temporal_lag,
         &dataset.labels,
         &provenance,
         &args.output,
     )?;
-    let diff = self_check(&args.output, &layers, &backbone.contract, threads)?;
+    let diff = self_check(
+        &args.output,
+        &layers,
+        args.temporal_lag,
+        &backbone.contract,
+        threads,
+    )?;
     say(&format!(
         "wrote `{}` ({} labels; ONNX Runtime logits match the Rust head within {diff:.1e}); report: `{}`; {:.1} s in all",
         args.output.display(),
@@ -558,6 +582,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 fn export(
     backbone: &Backbone,
     layers: &[DenseLayer],
+    temporal_lag: usize,
     labels: &[String],
     provenance: &serde_json::Value,
     output: &Path,
@@ -566,6 +591,8 @@ fn export(
         input: contract::OUTPUT_EMBEDDINGS.to_string(),
         output: contract::OUTPUT_LOGITS.to_string(),
         layers: layers.to_vec(),
+        temporal_lag,
+        frames: backbone.contract.context_frames,
         output_shape: vec![
             None,
             Some(backbone.contract.context_frames as i64),
@@ -587,12 +614,32 @@ fn export(
     write_atomic(output, &bytes).with_context(|| format!("failed to write `{}`", output.display()))
 }
 
+/// The Rust head on a batch of windows of embeddings [B, T, D], as the exported graph
+/// computes it: logits [B·T, K] in (window, step) order.
+pub fn window_logits(
+    layers: &[DenseLayer],
+    temporal_lag: usize,
+    embeddings: &ndarray::Array3<f32>,
+) -> Array2<f32> {
+    let (b, t, _) = embeddings.dim();
+    let steps: Vec<usize> = (0..t).collect();
+    let mut parts = Vec::new();
+    for w in 0..b {
+        let e = embeddings.index_axis(ndarray::Axis(0), w).to_owned();
+        let x = train::with_delta(&e, &steps, temporal_lag).mapv(|v| v as f32);
+        parts.push(folded_logits(layers, x.view()));
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    ndarray::concatenate(ndarray::Axis(0), &views).expect("same width")
+}
+
 /// Loads the exported file with ONNX Runtime, runs one window of seeded random patches,
 /// and compares its `logits` with the Rust head on its `embeddings`; returns the largest
 /// difference.
 fn self_check(
     path: &Path,
     layers: &[DenseLayer],
+    temporal_lag: usize,
     contract: &ModelContract,
     threads: ThreadBudget,
 ) -> Result<f32> {
@@ -618,12 +665,7 @@ fn self_check(
     let onnx_logits = out
         .logits
         .context("the exported model returned no logits")?;
-    let (b, t, d) = out.embeddings.dim();
-    let emb: Array2<f32> = out
-        .embeddings
-        .into_shape_with_order((b * t, d))
-        .context("embeddings shape")?;
-    let rust = folded_logits(layers, emb.view());
+    let rust = window_logits(layers, temporal_lag, &out.embeddings);
     let diff = onnx_logits
         .iter()
         .zip(rust.iter())

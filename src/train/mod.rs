@@ -34,6 +34,7 @@ pub fn gather(
     indices: &[usize],
     extracted: &Extracted,
     skip_frames: usize,
+    lag: usize,
 ) -> (Rows, Vec<(usize, String)>) {
     let mut parts = Vec::new();
     let mut y = Vec::new();
@@ -54,7 +55,7 @@ pub fn gather(
                     ));
                     continue;
                 }
-                parts.push(f.x.select(Axis(0), &rows).mapv(f64::from));
+                parts.push(with_delta(&f.x, &rows, lag));
                 y.extend(std::iter::repeat_n(c.label, rows.len()));
                 clip.extend(std::iter::repeat_n(ci, rows.len()));
             }
@@ -66,7 +67,8 @@ pub fn gather(
         .sources
         .values()
         .find_map(|r| r.as_ref().ok().map(|f| f.x.ncols()))
-        .unwrap_or(0);
+        .unwrap_or(0)
+        * if lag > 0 { 2 } else { 1 };
     let x = if parts.is_empty() {
         Array2::zeros((0, dim))
     } else {
@@ -74,6 +76,20 @@ pub fn gather(
         ndarray::concatenate(Axis(0), &views).expect("same width")
     };
     (Rows { x, y, clip }, problems)
+}
+
+/// The rows `rows` of `x` (as f64); with `lag` > 0 each row is followed by its difference
+/// to the row `lag` frames earlier (the first row where there is none): [e_t, e_t − e_{t−lag}],
+/// what the exported graph computes inside each window.
+pub fn with_delta(x: &Array2<f32>, rows: &[usize], lag: usize) -> Array2<f64> {
+    let cur = x.select(Axis(0), rows).mapv(f64::from);
+    if lag == 0 {
+        return cur;
+    }
+    let prev_rows: Vec<usize> = rows.iter().map(|&i| i.saturating_sub(lag)).collect();
+    let prev = x.select(Axis(0), &prev_rows).mapv(f64::from);
+    let delta = &cur - &prev;
+    ndarray::concatenate(Axis(1), &[cur.view(), delta.view()]).expect("same rows")
 }
 
 /// Per-clip predictions: the argmax of the mean logits over each clip's frames.
