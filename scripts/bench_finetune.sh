@@ -39,12 +39,17 @@ EOF
 }
 
 for set in content motion direction; do
-    run "$set" "pixels 16x16, softmax (baseline)" "-" --features pixels
-    run "$set" "embeddings, softmax" "cold" --head softmax
-    run "$set" "embeddings, softmax" "warm" --head softmax
-    run "$set" "embeddings, mlp" "warm" --head mlp
-    run "$set" "embeddings + delta (lag 3), softmax" "warm" --head softmax --temporal-lag 3
-    run "$set" "embeddings + delta (lag 3), mlp" "warm" --head mlp --temporal-lag 3
+    # motion/direction render the same segment into every class under one file name:
+    # the validation split keeps those together, so early stopping does not reward
+    # recognizing footage seen in another class.
+    group=file
+    [[ $set == content ]] || group=name
+    run "$set" "pixels 16x16, softmax (baseline)" "-" --features pixels --group-by $group
+    run "$set" "embeddings, softmax" "cold" --head softmax --group-by $group
+    run "$set" "embeddings, softmax" "warm" --head softmax --group-by $group
+    run "$set" "embeddings, mlp" "warm" --head mlp --group-by $group
+    run "$set" "embeddings + delta (lag 4), softmax" "warm" --head softmax --temporal-lag 4 --group-by $group
+    run "$set" "embeddings + delta (lag 4), mlp" "warm" --head mlp --temporal-lag 4 --group-by $group
 done
 echo
 echo "logs and reports: \`$WORK\`"

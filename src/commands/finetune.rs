@@ -20,7 +20,7 @@ use crate::model::{contract, Device, Model, ModelContract, SessionOptions};
 use crate::onnx_graph::{self, DenseLayer, HeadGraph};
 use crate::sample::SampleSpec;
 use crate::settings::{self, ThreadBudget};
-use crate::train::data::{split_by_source, Dataset};
+use crate::train::data::{split_by_source, Dataset, GroupBy};
 use crate::train::features::{self, EmbeddingJob};
 use crate::train::head::{folded_logits, HeadKind, Standardizer};
 use crate::train::metrics::{self, Confusion};
@@ -57,6 +57,11 @@ pub struct FinetuneArgs {
     /// Fraction of the source files held out for validation (split by file, never by frame).
     #[arg(long, default_value_t = 0.2, value_name = "F")]
     pub val_split: f64,
+    /// What the validation split keeps together: the source file, or the file name (for
+    /// sets where the same footage is rendered into several classes, e.g. `static/a.mp4`
+    /// and `pan_left/a.mp4`).
+    #[arg(long, value_enum, default_value_t = GroupByArg::File)]
+    pub group_by: GroupByArg,
     /// Seed of the split, the initial weights and the batch order (same seed, same head).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -110,6 +115,14 @@ pub enum HeadArg {
     Softmax,
     /// One hidden ReLU layer (--hidden units).
     Mlp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupByArg {
+    /// Clips of one source file stay on one side.
+    File,
+    /// Files with the same name (in any class folder) stay on one side.
+    Name,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -199,7 +212,15 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let (train_idx, val_idx) = split_by_source(&dataset.clips, args.val_split, args.seed);
+    let (train_idx, val_idx) = split_by_source(
+        &dataset.clips,
+        args.val_split,
+        args.seed,
+        match args.group_by {
+            GroupByArg::File => GroupBy::File,
+            GroupByArg::Name => GroupBy::Name,
+        },
+    );
     let counts = dataset.counts();
     say(&format!(
         "data: {} clips in {} classes ({}); {} for training, {} for validation (split by source file, seed {})",
@@ -438,6 +459,7 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
                 "clips_per_class": dataset.labels.iter().cloned().zip(counts.iter().copied()).collect::<BTreeMap<_, _>>(),
                 "train_clips": train_idx.len(),
                 "val_clips": val_idx.len(),
+                "split_group_by": format!("{:?}", args.group_by).to_lowercase(),
                 "train_frames": train_rows.y.len(),
                 "val_frames": val_rows.y.len(),
                 "clips_left_out": unreadable,

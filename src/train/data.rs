@@ -282,13 +282,32 @@ pub fn parse_csv(
     Ok(out)
 }
 
-/// Train and validation clip indices, split by source file (all clips of one file land
-/// on the same side), stratified so each class with at least 2 source files gets about
+/// What keeps clips together in the train/validation split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// The source file's path: all clips of one file land on the same side.
+    File,
+    /// The source file's name without its folder: `static/seg_3.mp4` and `pan/seg_3.mp4`
+    /// (the same footage rendered into two classes) land on the same side.
+    Name,
+}
+
+/// Train and validation clip indices, split by source file (all clips of one file — or,
+/// with [`GroupBy::Name`], of one file name — land on the same side), stratified so each class with at least 2 source files gets about
 /// `val_fraction` of its files in validation, and keeps at least one for training.
-pub fn split_by_source(clips: &[Clip], val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub fn split_by_source(
+    clips: &[Clip],
+    val_fraction: f64,
+    seed: u64,
+    group_by: GroupBy,
+) -> (Vec<usize>, Vec<usize>) {
     let mut by_source: BTreeMap<&Path, Vec<usize>> = BTreeMap::new();
     for (i, c) in clips.iter().enumerate() {
-        by_source.entry(c.path.as_path()).or_default().push(i);
+        let key = match group_by {
+            GroupBy::File => c.path.as_path(),
+            GroupBy::Name => c.path.file_name().map_or(c.path.as_path(), Path::new),
+        };
+        by_source.entry(key).or_default().push(i);
     }
     let mut sources: Vec<Vec<usize>> = by_source.into_values().collect();
     SplitMix64::new(seed).shuffle(&mut sources);
@@ -388,13 +407,31 @@ mod tests {
                 clips.push(clip(&format!("f{f}.mp4"), f % 2));
             }
         }
-        let (train, val) = split_by_source(&clips, 0.2, 7);
+        let (train, val) = split_by_source(&clips, 0.2, 7, GroupBy::File);
         assert_eq!(train.len() + val.len(), clips.len());
         let tp: BTreeSet<_> = train.iter().map(|&i| &clips[i].path).collect();
         let vp: BTreeSet<_> = val.iter().map(|&i| &clips[i].path).collect();
         assert!(tp.is_disjoint(&vp));
         // 5 files per class, 20 % → one file per class in validation.
         assert_eq!(vp.len(), 2);
-        assert_eq!(split_by_source(&clips, 0.2, 7), (train, val));
+        assert_eq!(split_by_source(&clips, 0.2, 7, GroupBy::File), (train, val));
+    }
+
+    #[test]
+    fn split_by_name_keeps_renderings_of_one_segment_together() {
+        let mut clips = Vec::new();
+        for class in 0..3 {
+            for seg in 0..5 {
+                clips.push(clip(&format!("c{class}/seg{seg}.mp4"), class));
+            }
+        }
+        let (train, val) = split_by_source(&clips, 0.2, 3, GroupBy::Name);
+        let names = |ix: &[usize]| -> BTreeSet<_> {
+            ix.iter()
+                .map(|&i| clips[i].path.file_name().unwrap())
+                .collect()
+        };
+        assert!(names(&train).is_disjoint(&names(&val)));
+        assert_eq!(val.len(), 3);
     }
 }
