@@ -149,7 +149,9 @@ fn validate(args: &FinetuneArgs) -> Result<()> {
     if args.epochs == 0 || args.batch_size == 0 || args.hidden == 0 {
         return bad("--epochs, --batch-size and --hidden must be at least 1".into());
     }
-    if !(args.lr.is_finite() && args.lr > 0.0) || !(args.weight_decay >= 0.0) {
+    let lr_ok = args.lr.is_finite() && args.lr > 0.0;
+    let wd_ok = args.weight_decay.is_finite() && args.weight_decay >= 0.0;
+    if !(lr_ok && wd_ok) {
         return bad("--lr must be > 0 and --weight-decay >= 0".into());
     }
     if let Some(f) = args.fps {

@@ -182,7 +182,7 @@ pub fn folded_logits(layers: &[DenseLayer], x: ArrayView2<'_, f32>) -> Array2<f3
     for (i, l) in layers.iter().enumerate() {
         let w = ArrayView2::from_shape((l.inputs, l.outputs), &l.weight).expect("shape");
         let b = ndarray::ArrayView1::from(&l.bias);
-        h = h.dot(&w) + &b;
+        h = h.dot(&w) + b;
         if i + 1 < layers.len() {
             h.mapv_inplace(|v| v.max(0.0));
         }
