@@ -65,7 +65,7 @@ fn column(path: &Path, name: &str) -> Vec<String> {
 }
 
 /// Folder-per-class data: two classes of two files each (copies share one cache entry),
-/// and a class with one clip, which is reported and left out.
+/// an unreadable file and a class with one clip, both reported and left out.
 #[test]
 fn finetune_writes_one_model_that_inspect_and_analyze_use() {
     let tmp = TempDir::new().unwrap();
@@ -75,6 +75,7 @@ fn finetune_writes_one_model_that_inspect_and_analyze_use() {
     copy("generated/cut.mp4", &data.join("synthetic/a.mp4"));
     copy("generated/flash.mp4", &data.join("synthetic/b.mp4"));
     copy("realshort.mp4", &data.join("lonely/a.mp4"));
+    fs_err::write(data.join("synthetic/broken.mp4"), "not a video").unwrap();
     let cache = tmp.path().join("cache");
     let model = tmp.path().join("mine.onnx");
 
