@@ -202,46 +202,9 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         )));
     }
     let mut test_set = match &args.test {
-        Some(p) => {
-            let mut t = Dataset::load(p).map_err(usage)?;
-            for c in t.align_to(&dataset.labels) {
-                tracing::warn!(
-                    "test clip `{}`: label not in the training set; left out",
-                    c.origin
-                );
-            }
-            Some(t)
-        }
+        Some(p) => Some(Dataset::load(p).map_err(usage)?),
         None => None,
     };
-    let (train_idx, val_idx) = split_by_source(
-        &dataset.clips,
-        args.val_split,
-        args.seed,
-        match args.group_by {
-            GroupByArg::File => GroupBy::File,
-            GroupByArg::Name => GroupBy::Name,
-        },
-    );
-    let counts = dataset.counts();
-    say(&format!(
-        "data: {} clips in {} classes ({}); {} for training, {} for validation (split by source file, seed {})",
-        dataset.clips.len(),
-        dataset.labels.len(),
-        dataset
-            .labels
-            .iter()
-            .zip(&counts)
-            .map(|(l, n)| format!("{l} {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        train_idx.len(),
-        val_idx.len(),
-        args.seed
-    ));
-    if val_idx.is_empty() && args.val_split > 0.0 {
-        tracing::warn!("no class has 2 source files, so there is no validation split: training runs all epochs and keeps the last weights");
-    }
 
     let threads = ThreadBudget::new(settings::total_threads(global), args.jobs);
     let _ = rayon::ThreadPoolBuilder::new()
@@ -299,38 +262,92 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
             (e, args.skip_frames.unwrap_or(0))
         }
     };
+    // Leave out clips without features (unreadable, or no frames in their range) before
+    // splitting, so they take no place in the validation split.
     let mut unreadable = 0;
-    let mut report_problems = |set: &Dataset, problems: &[(usize, String)]| {
-        for (ci, why) in problems {
+    let mut drop_unusable = |set: &mut Dataset| {
+        let all: Vec<usize> = (0..set.clips.len()).collect();
+        let (_, problems) = train::gather(set, &all, &extracted, skip_frames, 0);
+        let mut keep = vec![true; set.clips.len()];
+        for (ci, why) in &problems {
             unreadable += 1;
+            keep[*ci] = false;
             tracing::warn!("clip `{}` left out: {why}", set.clips[*ci].origin);
         }
+        set.retain_clips(&keep);
     };
-    let (train_rows, p) = train::gather(
+    drop_unusable(&mut dataset);
+    if let Some(t) = &mut test_set {
+        drop_unusable(t);
+    }
+    for (label, n) in dataset.drop_small_classes(2) {
+        tracing::warn!(
+            "class `{label}` has {n} usable clip left (at least 2 are needed); it is left out"
+        );
+    }
+    if dataset.labels.len() < 2 {
+        return Err(usage(crate::train::data::DataError::TooFewClasses(
+            dataset.labels.len(),
+        )));
+    }
+    if let Some(t) = &mut test_set {
+        for c in t.align_to(&dataset.labels) {
+            tracing::warn!(
+                "test clip `{}`: label not in the training set; left out",
+                c.origin
+            );
+        }
+    }
+    let (train_idx, val_idx) = split_by_source(
+        &dataset.clips,
+        args.val_split,
+        args.seed,
+        match args.group_by {
+            GroupByArg::File => GroupBy::File,
+            GroupByArg::Name => GroupBy::Name,
+        },
+    );
+    let counts = dataset.counts();
+    say(&format!(
+        "data: {} clips in {} classes ({}); {} for training, {} for validation (split by source {}, seed {})",
+        dataset.clips.len(),
+        dataset.labels.len(),
+        dataset
+            .labels
+            .iter()
+            .zip(&counts)
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        train_idx.len(),
+        val_idx.len(),
+        match args.group_by {
+            GroupByArg::File => "file",
+            GroupByArg::Name => "file name",
+        },
+        args.seed
+    ));
+    if val_idx.is_empty() && args.val_split > 0.0 {
+        tracing::warn!("no class has 2 source files, so there is no validation split: training runs all epochs and keeps the last weights");
+    }
+    let (train_rows, _) = train::gather(
         &dataset,
         &train_idx,
         &extracted,
         skip_frames,
         args.temporal_lag,
     );
-    report_problems(&dataset, &p);
-    let (val_rows, p) = train::gather(
+    let (val_rows, _) = train::gather(
         &dataset,
         &val_idx,
         &extracted,
         skip_frames,
         args.temporal_lag,
     );
-    report_problems(&dataset, &p);
-    let test_rows = match &mut test_set {
-        Some(t) => {
-            let all: Vec<usize> = (0..t.clips.len()).collect();
-            let (r, p) = train::gather(t, &all, &extracted, skip_frames, args.temporal_lag);
-            report_problems(t, &p);
-            Some(r)
-        }
-        None => None,
-    };
+    let test_rows = test_set.as_ref().map(|t| {
+        let all: Vec<usize> = (0..t.clips.len()).collect();
+        train::gather(t, &all, &extracted, skip_frames, args.temporal_lag).0
+    });
     if train_rows.y.is_empty() {
         return Err(usage(anyhow::anyhow!(
             "no training frames: every training clip was left out (see the warnings above)"

@@ -115,6 +115,15 @@ impl Dataset {
         dropped
     }
 
+    /// Keeps the clips whose `keep` entry is true (class names unchanged).
+    pub fn retain_clips(&mut self, keep: &[bool]) {
+        let mut i = 0;
+        self.clips.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+
     /// Keeps only the classes named in `labels` (in that order), for a test set that must
     /// use the training set's label indices; returns the clips whose label is unknown.
     pub fn align_to(&mut self, labels: &[String]) -> Vec<Clip> {
