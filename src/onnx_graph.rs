@@ -485,4 +485,53 @@ mod tests {
             Err(OnnxEditError::OutputExists(_))
         ));
     }
+
+    /// On the shipped base model: every field of the original survives byte for byte (the
+    /// graph's original bytes are a prefix of the new graph), metadata included.
+    #[test]
+    fn attaching_to_the_base_model_drops_nothing() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/framegpt-base.onnx");
+        let model = std::fs::read(path).unwrap();
+        let head = HeadGraph {
+            input: "embeddings".into(),
+            output: "logits".into(),
+            layers: vec![DenseLayer {
+                inputs: 4,
+                outputs: 2,
+                weight: vec![0.5; 8],
+                bias: vec![0.0; 2],
+            }],
+            temporal_lag: 1,
+            frames: 8,
+            output_shape: vec![None, Some(8), Some(2)],
+        };
+        let md = BTreeMap::from([("framegpt.labels".to_string(), "[\"a\",\"b\"]".to_string())]);
+        let edited = attach_head(&model, &head, &md).unwrap();
+        let before = split_fields(&model).unwrap();
+        let after = split_fields(&edited).unwrap();
+        let others = |f: &[RawField<'_>]| -> Vec<Vec<u8>> {
+            f.iter()
+                .filter(|f| f.number != MODEL_GRAPH && f.number != MODEL_METADATA_PROPS)
+                .map(|f| f.bytes.to_vec())
+                .collect()
+        };
+        assert_eq!(others(&before), others(&after));
+        let graph = |f: &[RawField<'_>]| {
+            f.iter()
+                .find(|f| f.number == MODEL_GRAPH)
+                .unwrap()
+                .payload
+                .unwrap()
+                .to_vec()
+        };
+        assert!(graph(&after).starts_with(&graph(&before)));
+        let (old, new) = (
+            read_metadata(&model).unwrap(),
+            read_metadata(&edited).unwrap(),
+        );
+        for (k, v) in &old {
+            assert_eq!(new.get(k), Some(v), "{k}");
+        }
+        assert_eq!(new["framegpt.labels"], "[\"a\",\"b\"]");
+    }
 }
