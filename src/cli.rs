@@ -56,6 +56,8 @@ pub enum Command {
     Merge(crate::commands::merge::MergeArgs),
     /// Render the model's next-frame predictions and per-patch surprise for one window as a PNG.
     Predict(crate::commands::predict::PredictArgs),
+    /// Train a classification head on labelled clips and write backbone + head as one ONNX file.
+    Finetune(crate::commands::finetune::FinetuneArgs),
     /// Measure one pipeline stage alone (decode or infer), for scripts/bench.sh.
     #[command(hide = true)]
     Bench(crate::commands::bench::BenchArgs),

@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Merge(args) => commands::merge::run(args, &cli.global),
         Command::Predict(args) => commands::predict::run(args, &cli.global),
+        Command::Finetune(args) => commands::finetune::run(args, &cli.global),
         Command::Bench(args) => commands::bench::run(args, &cli.global),
     };
     match result {

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod finetune;
 pub mod inspect;
 pub mod merge;
 pub mod predict;

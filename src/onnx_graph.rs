@@ -1,0 +1,537 @@
+//! Editing an ONNX file: attach a classification head to a backbone. The only module that
+//! knows the ONNX protobuf layout.
+//!
+//! The original model is never decoded into structs and re-encoded: a struct-based
+//! round trip silently drops every field the structs do not declare (newer ONNX fields,
+//! training info, functions). Instead the top-level `ModelProto` is walked at the wire
+//! level and copied byte for byte, with two edits:
+//!
+//! - the `graph` field gets new `node`, `initializer` and `output` entries appended to its
+//!   bytes (protobuf semantics: repeated fields of a message are concatenated in order, so
+//!   appending entries is the same as adding them);
+//! - `metadata_props` entries whose keys we set are dropped, and our entries are appended.
+//!
+//! Only the new messages are encoded from structs (with `prost`).
+
+use std::collections::BTreeMap;
+
+use prost::Message;
+
+/// ONNX `TensorProto.DataType.FLOAT`.
+const FLOAT: i32 = 1;
+/// ONNX `TensorProto.DataType.INT64`.
+const INT64: i32 = 7;
+
+const MODEL_GRAPH: u32 = 7;
+const MODEL_METADATA_PROPS: u32 = 14;
+const GRAPH_NODE: u32 = 1;
+const GRAPH_INITIALIZER: u32 = 5;
+const GRAPH_OUTPUT: u32 = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxEditError {
+    #[error("not a valid ONNX protobuf: {0}")]
+    Malformed(String),
+    #[error("the model has no graph")]
+    NoGraph,
+    #[error("the model already has an output `{0}`\nhint: finetune from a backbone without a head (e.g. the base model)")]
+    OutputExists(String),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StringStringEntryProto {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(string, tag = "2")]
+    value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct NodeProto {
+    #[prost(string, repeated, tag = "1")]
+    input: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    output: Vec<String>,
+    #[prost(string, tag = "3")]
+    name: String,
+    #[prost(string, tag = "4")]
+    op_type: String,
+    #[prost(message, repeated, tag = "5")]
+    attribute: Vec<AttributeProto>,
+}
+
+/// An INT attribute (`AttributeProto.AttributeType.INT` = 2).
+#[derive(Clone, PartialEq, prost::Message)]
+struct AttributeProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(int64, tag = "3")]
+    i: i64,
+    #[prost(int32, tag = "20")]
+    r#type: i32,
+}
+
+fn int_attribute(name: &str, value: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        i: value,
+        r#type: 2,
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorProto {
+    #[prost(int64, repeated, tag = "1")]
+    dims: Vec<i64>,
+    #[prost(int32, tag = "2")]
+    data_type: i32,
+    #[prost(float, repeated, tag = "4")]
+    float_data: Vec<f32>,
+    #[prost(int64, repeated, tag = "7")]
+    int64_data: Vec<i64>,
+    #[prost(string, tag = "8")]
+    name: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ValueInfoProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(message, optional, tag = "2")]
+    r#type: Option<TypeProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TypeProto {
+    #[prost(message, optional, tag = "1")]
+    tensor_type: Option<TypeProtoTensor>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TypeProtoTensor {
+    #[prost(int32, tag = "1")]
+    elem_type: i32,
+    #[prost(message, optional, tag = "2")]
+    shape: Option<TensorShapeProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorShapeProto {
+    #[prost(message, repeated, tag = "1")]
+    dim: Vec<Dimension>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Dimension {
+    #[prost(int64, optional, tag = "1")]
+    dim_value: Option<i64>,
+    #[prost(string, optional, tag = "2")]
+    dim_param: Option<String>,
+}
+
+/// A dense layer `y = x · weight + bias`, `weight` row-major [inputs, outputs].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLayer {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The head as a graph: dense layers with ReLU between them, from `input` to `output`.
+#[derive(Debug, Clone)]
+pub struct HeadGraph {
+    pub input: String,
+    pub output: String,
+    pub layers: Vec<DenseLayer>,
+    /// With N > 0 the layers see [e_t, e_t − e_{max(t−N, 0)}] (concatenated on the last
+    /// axis), computed inside each window of `frames` steps.
+    pub temporal_lag: usize,
+    /// Steps per window (T), for `temporal_lag`.
+    pub frames: usize,
+    /// Declared output shape: `None` is a symbolic dimension.
+    pub output_shape: Vec<Option<i64>>,
+}
+
+/// One top-level field of a protobuf message, as a byte range of the original.
+struct RawField<'a> {
+    number: u32,
+    /// The whole field: tag and value.
+    bytes: &'a [u8],
+    /// The payload of a length-delimited field.
+    payload: Option<&'a [u8]>,
+}
+
+fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, OnnxEditError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *buf
+            .get(*pos)
+            .ok_or_else(|| OnnxEditError::Malformed("truncated varint".into()))?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(OnnxEditError::Malformed("varint too long".into()))
+}
+
+fn split_fields(buf: &[u8]) -> Result<Vec<RawField<'_>>, OnnxEditError> {
+    let mut fields = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let start = pos;
+        let tag = read_varint(buf, &mut pos)?;
+        let number = (tag >> 3) as u32;
+        let mut payload = None;
+        match tag & 7 {
+            0 => {
+                read_varint(buf, &mut pos)?;
+            }
+            1 => pos += 8,
+            2 => {
+                let len = read_varint(buf, &mut pos)? as usize;
+                let end = pos
+                    .checked_add(len)
+                    .filter(|&e| e <= buf.len())
+                    .ok_or_else(|| OnnxEditError::Malformed("field runs past the end".into()))?;
+                payload = Some(&buf[pos..end]);
+                pos = end;
+            }
+            5 => pos += 4,
+            w => return Err(OnnxEditError::Malformed(format!("wire type {w}"))),
+        }
+        if pos > buf.len() {
+            return Err(OnnxEditError::Malformed("field runs past the end".into()));
+        }
+        fields.push(RawField {
+            number,
+            bytes: &buf[start..pos],
+            payload,
+        });
+    }
+    Ok(fields)
+}
+
+fn put_len_field(out: &mut Vec<u8>, number: u32, payload: &[u8]) {
+    prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, out);
+    prost::encoding::encode_varint(payload.len() as u64, out);
+    out.extend_from_slice(payload);
+}
+
+/// The model's `metadata_props` as a map.
+pub fn read_metadata(model: &[u8]) -> Result<BTreeMap<String, String>, OnnxEditError> {
+    let mut map = BTreeMap::new();
+    for f in split_fields(model)? {
+        if f.number == MODEL_METADATA_PROPS {
+            let e = StringStringEntryProto::decode(f.payload.unwrap_or_default())
+                .map_err(|e| OnnxEditError::Malformed(e.to_string()))?;
+            map.insert(e.key, e.value);
+        }
+    }
+    Ok(map)
+}
+
+/// Names of the graph's declared outputs.
+pub fn graph_outputs(model: &[u8]) -> Result<Vec<String>, OnnxEditError> {
+    let graph = split_fields(model)?
+        .into_iter()
+        .find(|f| f.number == MODEL_GRAPH)
+        .and_then(|f| f.payload)
+        .ok_or(OnnxEditError::NoGraph)?;
+    let mut names = Vec::new();
+    for f in split_fields(graph)? {
+        if f.number == GRAPH_OUTPUT {
+            let v = ValueInfoProto::decode(f.payload.unwrap_or_default())
+                .map_err(|e| OnnxEditError::Malformed(e.to_string()))?;
+            names.push(v.name);
+        }
+    }
+    Ok(names)
+}
+
+/// Returns `model` with `head` attached to its graph and `metadata` set (replacing entries
+/// with the same keys); every other byte of the original is kept.
+pub fn attach_head(
+    model: &[u8],
+    head: &HeadGraph,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, OnnxEditError> {
+    if graph_outputs(model)?.contains(&head.output) {
+        return Err(OnnxEditError::OutputExists(head.output.clone()));
+    }
+    let addition = encode_head(head);
+    let mut out = Vec::with_capacity(model.len() + addition.len() + 4096);
+    let mut graphs = 0;
+    for f in split_fields(model)? {
+        match f.number {
+            MODEL_GRAPH => {
+                graphs += 1;
+                let mut graph = f.payload.unwrap_or_default().to_vec();
+                if graphs == 1 {
+                    graph.extend_from_slice(&addition);
+                }
+                put_len_field(&mut out, MODEL_GRAPH, &graph);
+            }
+            MODEL_METADATA_PROPS => {
+                let e = StringStringEntryProto::decode(f.payload.unwrap_or_default())
+                    .map_err(|e| OnnxEditError::Malformed(e.to_string()))?;
+                if !metadata.contains_key(&e.key) {
+                    out.extend_from_slice(f.bytes);
+                }
+            }
+            _ => out.extend_from_slice(f.bytes),
+        }
+    }
+    if graphs == 0 {
+        return Err(OnnxEditError::NoGraph);
+    }
+    for (key, value) in metadata {
+        let entry = StringStringEntryProto {
+            key: key.clone(),
+            value: value.clone(),
+        };
+        put_len_field(&mut out, MODEL_METADATA_PROPS, &entry.encode_to_vec());
+    }
+    Ok(out)
+}
+
+/// The graph fields (nodes, initializers, the output) of the head, encoded.
+fn encode_head(head: &HeadGraph) -> Vec<u8> {
+    let prefix = format!("framegpt_head/{}", head.output);
+    let mut nodes = Vec::new();
+    let mut inits = Vec::new();
+    let mut current = head.input.clone();
+    if head.temporal_lag > 0 {
+        let idx = format!("{prefix}/temporal/prev_index");
+        inits.push(TensorProto {
+            dims: vec![head.frames as i64],
+            data_type: INT64,
+            int64_data: (0..head.frames)
+                .map(|t| t.saturating_sub(head.temporal_lag) as i64)
+                .collect(),
+            name: idx.clone(),
+            ..Default::default()
+        });
+        let prev = format!("{prefix}/temporal/prev");
+        let delta = format!("{prefix}/temporal/delta");
+        let both = format!("{prefix}/temporal/concat");
+        nodes.push(NodeProto {
+            input: vec![current.clone(), idx],
+            output: vec![prev.clone()],
+            name: prev.clone(),
+            op_type: "Gather".into(),
+            attribute: vec![int_attribute("axis", 1)],
+        });
+        nodes.push(NodeProto {
+            input: vec![current.clone(), prev],
+            output: vec![delta.clone()],
+            name: delta.clone(),
+            op_type: "Sub".into(),
+            ..Default::default()
+        });
+        nodes.push(NodeProto {
+            input: vec![current.clone(), delta],
+            output: vec![both.clone()],
+            name: both.clone(),
+            op_type: "Concat".into(),
+            attribute: vec![int_attribute("axis", 2)],
+        });
+        current = both;
+    }
+    for (i, layer) in head.layers.iter().enumerate() {
+        let last = i + 1 == head.layers.len();
+        let w = format!("{prefix}/dense{i}/weight");
+        let b = format!("{prefix}/dense{i}/bias");
+        inits.push(TensorProto {
+            dims: vec![layer.inputs as i64, layer.outputs as i64],
+            data_type: FLOAT,
+            float_data: layer.weight.clone(),
+            name: w.clone(),
+            ..Default::default()
+        });
+        inits.push(TensorProto {
+            dims: vec![layer.outputs as i64],
+            data_type: FLOAT,
+            float_data: layer.bias.clone(),
+            name: b.clone(),
+            ..Default::default()
+        });
+        let mm = format!("{prefix}/dense{i}/matmul");
+        nodes.push(NodeProto {
+            input: vec![current.clone(), w],
+            output: vec![mm.clone()],
+            name: mm.clone(),
+            op_type: "MatMul".into(),
+            ..Default::default()
+        });
+        let sum = if last {
+            head.output.clone()
+        } else {
+            format!("{prefix}/dense{i}/add")
+        };
+        nodes.push(NodeProto {
+            input: vec![mm, b],
+            output: vec![sum.clone()],
+            name: format!("{prefix}/dense{i}/add"),
+            op_type: "Add".into(),
+            ..Default::default()
+        });
+        current = sum;
+        if !last {
+            let relu = format!("{prefix}/dense{i}/relu");
+            nodes.push(NodeProto {
+                input: vec![current.clone()],
+                output: vec![relu.clone()],
+                name: relu.clone(),
+                op_type: "Relu".into(),
+                ..Default::default()
+            });
+            current = relu;
+        }
+    }
+    let output = ValueInfoProto {
+        name: head.output.clone(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: FLOAT,
+                shape: Some(TensorShapeProto {
+                    dim: head
+                        .output_shape
+                        .iter()
+                        .enumerate()
+                        .map(|(i, d)| match d {
+                            Some(v) => Dimension {
+                                dim_value: Some(*v),
+                                dim_param: None,
+                            },
+                            None => Dimension {
+                                dim_value: None,
+                                dim_param: Some(format!("{}_dim{i}", head.output)),
+                            },
+                        })
+                        .collect(),
+                }),
+            }),
+        }),
+    };
+    let mut out = Vec::new();
+    for n in &nodes {
+        put_len_field(&mut out, GRAPH_NODE, &n.encode_to_vec());
+    }
+    for t in &inits {
+        put_len_field(&mut out, GRAPH_INITIALIZER, &t.encode_to_vec());
+    }
+    put_len_field(&mut out, GRAPH_OUTPUT, &output.encode_to_vec());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_model() -> Vec<u8> {
+        // ir_version 8, an unknown field 99 (must survive), a graph with one output, metadata.
+        let mut m = Vec::new();
+        prost::encoding::encode_key(1, prost::encoding::WireType::Varint, &mut m);
+        prost::encoding::encode_varint(8, &mut m);
+        let mut graph = Vec::new();
+        let out = ValueInfoProto {
+            name: "embeddings".into(),
+            r#type: None,
+        };
+        put_len_field(&mut graph, GRAPH_OUTPUT, &out.encode_to_vec());
+        put_len_field(&mut m, MODEL_GRAPH, &graph);
+        put_len_field(&mut m, 99, b"keep me");
+        for (k, v) in [("a", "1"), ("framegpt.labels", "old")] {
+            let e = StringStringEntryProto {
+                key: k.into(),
+                value: v.into(),
+            };
+            put_len_field(&mut m, MODEL_METADATA_PROPS, &e.encode_to_vec());
+        }
+        m
+    }
+
+    #[test]
+    fn attach_keeps_unknown_fields_and_replaces_metadata() {
+        let model = tiny_model();
+        let head = HeadGraph {
+            input: "embeddings".into(),
+            output: "logits".into(),
+            layers: vec![DenseLayer {
+                inputs: 2,
+                outputs: 3,
+                weight: vec![0.0; 6],
+                bias: vec![0.0; 3],
+            }],
+            temporal_lag: 0,
+            frames: 8,
+            output_shape: vec![None, Some(8), Some(3)],
+        };
+        let md = BTreeMap::from([("framegpt.labels".to_string(), "[\"x\"]".to_string())]);
+        let edited = attach_head(&model, &head, &md).unwrap();
+        let meta = read_metadata(&edited).unwrap();
+        assert_eq!(meta["a"], "1");
+        assert_eq!(meta["framegpt.labels"], "[\"x\"]");
+        assert!(split_fields(&edited)
+            .unwrap()
+            .iter()
+            .any(|f| f.number == 99 && f.payload == Some(b"keep me".as_slice())));
+        assert_eq!(graph_outputs(&edited).unwrap(), ["embeddings", "logits"]);
+        assert!(matches!(
+            attach_head(&edited, &head, &md),
+            Err(OnnxEditError::OutputExists(_))
+        ));
+    }
+
+    /// On the shipped base model: every field of the original survives byte for byte (the
+    /// graph's original bytes are a prefix of the new graph), metadata included.
+    #[test]
+    fn attaching_to_the_base_model_drops_nothing() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/framegpt-base.onnx");
+        let model = std::fs::read(path).unwrap();
+        let head = HeadGraph {
+            input: "embeddings".into(),
+            output: "logits".into(),
+            layers: vec![DenseLayer {
+                inputs: 4,
+                outputs: 2,
+                weight: vec![0.5; 8],
+                bias: vec![0.0; 2],
+            }],
+            temporal_lag: 1,
+            frames: 8,
+            output_shape: vec![None, Some(8), Some(2)],
+        };
+        let md = BTreeMap::from([("framegpt.labels".to_string(), "[\"a\",\"b\"]".to_string())]);
+        let edited = attach_head(&model, &head, &md).unwrap();
+        let before = split_fields(&model).unwrap();
+        let after = split_fields(&edited).unwrap();
+        let others = |f: &[RawField<'_>]| -> Vec<Vec<u8>> {
+            f.iter()
+                .filter(|f| f.number != MODEL_GRAPH && f.number != MODEL_METADATA_PROPS)
+                .map(|f| f.bytes.to_vec())
+                .collect()
+        };
+        assert_eq!(others(&before), others(&after));
+        let graph = |f: &[RawField<'_>]| {
+            f.iter()
+                .find(|f| f.number == MODEL_GRAPH)
+                .unwrap()
+                .payload
+                .unwrap()
+                .to_vec()
+        };
+        assert!(graph(&after).starts_with(&graph(&before)));
+        let (old, new) = (
+            read_metadata(&model).unwrap(),
+            read_metadata(&edited).unwrap(),
+        );
+        for (k, v) in &old {
+            assert_eq!(new.get(k), Some(v), "{k}");
+        }
+        assert_eq!(new["framegpt.labels"], "[\"a\",\"b\"]");
+    }
+}
