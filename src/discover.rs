@@ -65,7 +65,7 @@ pub fn discover(inputs: &[String], recursive: bool) -> Discovered {
             walk(
                 &abs,
                 if recursive { usize::MAX } else { 1 },
-                |p| is_video_name(p),
+                is_video_name,
                 &mut found,
             );
             if found.len() == before {

@@ -128,7 +128,7 @@ impl Sampler {
                     false
                 }
             }
-            None => position % self.spec.every == 0,
+            None => position.is_multiple_of(self.spec.every),
         };
         if keep {
             self.kept += 1;

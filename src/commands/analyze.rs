@@ -13,7 +13,7 @@ use crate::manifest::{self, InputRecord, Manifest, RunIdentity, ShardInfo};
 use crate::model::{Model, SessionOptions};
 use crate::pipeline::{self, ClipRow, PipelineConfig, RunReport};
 use crate::progress::Progress;
-use crate::settings::AnalyzeSettings;
+use crate::settings::{AnalyzeSettings, ThreadBudget};
 use crate::shard;
 use crate::shots::DetectorConfig;
 use crate::write;
@@ -114,6 +114,17 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
         }
     }
     let skipped = selected.len() - to_run.len();
+    // Fewer files than decode workers: give the idle workers' FFmpeg threads to the others.
+    let config = {
+        let mut c = config;
+        let budget = ThreadBudget::new(
+            settings.threads.total,
+            Some(settings.threads.decode_jobs.min(to_run.len()).max(1)),
+        );
+        c.decode_jobs = budget.decode_jobs;
+        c.ffmpeg_threads = budget.ffmpeg_per_file;
+        c
+    };
     run_manifest.save(&out_dir)?;
     tracing::info!(
         model = %settings.model_path.display(),

@@ -26,14 +26,12 @@ pub struct MergeArgs {
 pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let mut shards: Vec<(PathBuf, Manifest)> = Vec::new();
     for dir in &args.dirs {
-        let m = Manifest::load(dir)
-            .map_err(|e| UsageError(e))?
-            .ok_or_else(|| {
-                UsageError(anyhow::anyhow!(
-                    "`{}` has no {MANIFEST_FILE}: not a framegpt output folder",
-                    dir.display()
-                ))
-            })?;
+        let m = Manifest::load(dir).map_err(UsageError)?.ok_or_else(|| {
+            UsageError(anyhow::anyhow!(
+                "`{}` has no {MANIFEST_FILE}: not a framegpt output folder",
+                dir.display()
+            ))
+        })?;
         shards.push((dir.clone(), m));
     }
     check_compatible(&shards).map_err(UsageError)?;
