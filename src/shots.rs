@@ -92,9 +92,9 @@ impl Default for DetectorConfig {
             black_luma: 0.06,
             dissolve_half: 5,
             dissolve_change: 0.36,
-            dissolve_straightness: 0.6,
+            dissolve_straightness: 0.75,
             dissolve_max_step: 0.5,
-            dissolve_z: 3.0,
+            dissolve_z: 1.5,
             min_shot: 6,
         }
     }
@@ -277,16 +277,24 @@ impl ShotDetector {
         };
         let median = self.recent_median().unwrap_or(x).exp();
         let surprise = x.exp();
-        let neighbours = [
-            i as isize - 2,
-            i as isize - 1,
-            i as isize + 1,
-            i as isize + 2,
-        ]
-        .iter()
-        .filter_map(|&j| usize::try_from(j).ok().and_then(|j| self.window.get(j)))
-        .filter_map(|p| p.log_surprise.map(f32::exp))
-        .fold(0.0f32, f32::max);
+        let at = |j: isize| {
+            usize::try_from(j)
+                .ok()
+                .and_then(|j| self.window.get(j))
+                .and_then(|p| p.log_surprise.map(f32::exp))
+        };
+        let i = i as isize;
+        // The frame right after a cut is still predicted from the old shot's frames, so its
+        // surprise stays raised: it must only be lower than the peak, and the peak is
+        // measured against the frames before and the one after it.
+        if at(i + 1).is_some_and(|next| next >= surprise) {
+            return None;
+        }
+        let neighbours = [i - 2, i - 1, i + 2]
+            .into_iter()
+            .filter_map(at)
+            .fold(0.0f32, f32::max);
+        let i = i as usize;
         let peak = (surprise + median) / (neighbours + median);
         if peak > cfg.cut_peak && surprise > cfg.cut_ratio * median {
             if self.ends_flash(i) {
