@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "cli/finetune.rs"]
+mod finetune;
+
 use assert_cmd::Command;
 use tempfile::TempDir;
 

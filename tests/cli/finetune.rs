@@ -1,10 +1,9 @@
-//! `framegpt finetune` end to end: tiny labelled sets built in a TempDir from `samples/`,
+//! `framegpt finetune` end to end (a module of the one integration test binary): tiny labelled sets built in a TempDir from `samples/`,
 //! the real binary, real FFmpeg and ONNX Runtime. Kept small (a few dozen frames per file).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
 use framegpt::model::{Device, Model, SessionOptions};
 use framegpt::onnx_graph::{self, HeadGraph};
 use framegpt::train::head::{HeadKind, Standardizer};
@@ -13,32 +12,7 @@ use framegpt::train::rng::SplitMix64;
 use ndarray::{Array2, Array4, Axis};
 use tempfile::TempDir;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn framegpt() -> Command {
-    let mut cmd = Command::cargo_bin("framegpt").expect("binary built");
-    cmd.env_remove("FRAMEGPT_MODEL")
-        .env_remove("RUST_LOG")
-        .arg("--no-progress");
-    cmd
-}
-
-struct Run {
-    code: i32,
-    stderr: String,
-    stdout: String,
-}
-
-fn run(cmd: &mut Command) -> Run {
-    let out = cmd.output().expect("framegpt runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-    }
-}
+use super::{framegpt, root, run, Run};
 
 fn copy(from: &str, to: &Path) {
     fs_err::create_dir_all(to.parent().unwrap()).unwrap();
