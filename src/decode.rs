@@ -426,23 +426,6 @@ fn describe_open_error(e: ffmpeg::Error) -> String {
     }
 }
 
-/// Probes only the stream information (for `inspect`-like uses and tests).
-pub fn probe(path: &Path) -> Result<VideoInfo, DecodeError> {
-    let mut sampler = Sampler::new(crate::sample::SampleSpec {
-        max_frames: Some(0),
-        ..Default::default()
-    });
-    let options = DecodeOptions {
-        frame_width: 8,
-        frame_height: 8,
-        threads: 1,
-    };
-    decode_file(path, options, &mut sampler, &AtomicBool::new(false), |_| {
-        false
-    })
-    .map(|s| s.info)
-}
-
 mod log_bridge {
     //! FFmpeg's own log, routed into `tracing` (so `-v` and `RUST_LOG` control it).
     use super::ffmpeg::ffi;
