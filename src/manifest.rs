@@ -9,10 +9,10 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::discover::InputFile;
-use crate::write::AtomicFile;
+use crate::rows::{ClipRow, Status};
+use crate::write::write_atomic;
 
 pub const MANIFEST_FILE: &str = "run.json";
 pub const MANIFEST_VERSION: u32 = 1;
@@ -43,6 +43,27 @@ pub struct InputRecord {
     pub elapsed_s: f64,
     /// The input's clips.csv row.
     pub row: Vec<String>,
+}
+
+impl InputRecord {
+    /// The record of an input this run finished (ok or failed), with its clips.csv row.
+    pub fn finished(input: &InputFile, row: &ClipRow) -> Self {
+        let (size, mtime_ns) = fingerprint(&input.path).unwrap_or((input.size, 0));
+        InputRecord {
+            video: row.video.clone(),
+            path: input.path.clone(),
+            size,
+            mtime_ns,
+            status: match row.status {
+                Status::Ok => "ok",
+                Status::Error => "error",
+            }
+            .to_string(),
+            error: row.error.clone(),
+            elapsed_s: row.elapsed_s,
+            row: row.to_record(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,9 +104,31 @@ impl Manifest {
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let mut file = AtomicFile::create(&dir.join(MANIFEST_FILE))?;
-        serde_json::to_writer_pretty(std::io::BufWriter::new(file.file()), self)?;
-        file.commit()
+        write_atomic(&dir.join(MANIFEST_FILE), &serde_json::to_vec_pretty(self)?)
+    }
+
+    /// Takes over from `previous` every input whose record can be reused as it is (see
+    /// [`Manifest::reusable`]); returns the others, in order: what this run analyzes.
+    pub fn reuse(
+        &mut self,
+        previous: Option<&Manifest>,
+        inputs: &[&InputFile],
+        out_dir: &Path,
+        needs: &[&str],
+    ) -> Vec<InputFile> {
+        let mut to_run = Vec::new();
+        for &input in inputs {
+            match previous.and_then(|p| p.reusable(input, out_dir, needs)) {
+                Some(rec) => self.record(rec.clone()),
+                None => to_run.push(input.clone()),
+            }
+        }
+        to_run
+    }
+
+    /// Records a finished input.
+    pub fn record(&mut self, rec: InputRecord) {
+        self.inputs.insert(rec.video.clone(), rec);
     }
 
     /// The finished record for `input` when it can be reused as it is.
@@ -119,14 +162,6 @@ pub fn fingerprint(path: &Path) -> Option<(u64, u128)> {
         .ok()?
         .as_nanos();
     Some((meta.len(), mtime))
-}
-
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = fs_err::read(path)?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 #[cfg(test)]

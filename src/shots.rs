@@ -48,6 +48,31 @@ pub struct FrameDecision {
     pub boundary: Option<Transition>,
 }
 
+/// One shot of a video, in analyzed frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shot {
+    pub start_frame: u64,
+    pub end_frame: u64,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// How the shot began (None for the first shot).
+    pub transition: Option<Transition>,
+    /// Frames per label index (empty without a classification head).
+    pub label_counts: Vec<u64>,
+}
+
+impl Shot {
+    /// The label most of the shot's frames have.
+    pub fn majority_label(&self) -> Option<usize> {
+        let (k, n) = self
+            .label_counts
+            .iter()
+            .enumerate()
+            .max_by_key(|(k, n)| (**n, std::cmp::Reverse(*k)))?;
+        (*n > 0).then_some(k)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorConfig {
     /// Past frames used for the adaptive median/MAD.

@@ -1,44 +1,166 @@
 //! `framegpt analyze`: inputs → per-frame, per-shot and per-clip CSV.
+//!
+//! [`run`] reads as its stages: settings → inputs → model → plan (what an earlier run in
+//! the same folder already finished) → the pipeline → clips.csv and run.json → summary.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{AnalyzeArgs, GlobalArgs, ScenesFormat};
-use crate::discover::{self, InputFile};
-use crate::exit::ExitCode;
+use crate::cli::{AnalyzeArgs, EmbeddingsFormat, GlobalArgs, ScenesFormatArg};
+use crate::digest;
+use crate::discover::{self, Discovered, InputFile};
+use crate::exit::{ExitCode, UsageError};
 use crate::manifest::{self, InputRecord, Manifest, RunIdentity, ShardInfo};
-use crate::model::{Model, SessionOptions};
-use crate::pipeline::{self, ClipRow, PipelineConfig, RunReport};
+use crate::model::{Device, Model, ModelContract, SessionOptions};
+use crate::pipeline::{self, OutputConfig, PipelineConfig, RunReport};
 use crate::progress::Progress;
-use crate::settings::{AnalyzeSettings, ThreadBudget};
-use crate::shard;
+use crate::rows::{self, ClipRow, ScenesFormat};
+use crate::sample::SampleSpec;
+use crate::shard::{self, ShardSpec};
 use crate::shots::DetectorConfig;
+use crate::threads::ThreadBudget;
 use crate::write;
 
-/// A usage, model or configuration error: exit status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0:#}")]
-pub struct UsageError(pub anyhow::Error);
+/// `analyze`'s arguments, validated, in domain types.
+#[derive(Debug, Clone)]
+pub struct AnalyzeSettings {
+    pub inputs: Vec<String>,
+    pub recursive: bool,
+    /// The folder outputs go to (with `--shard`, its `shard-I-of-N/` subfolder).
+    pub output_dir: PathBuf,
+    pub model_path: PathBuf,
+    pub device: Device,
+    pub sample: SampleSpec,
+    /// Windows per inference call.
+    pub batch_windows: usize,
+    /// Frames between window starts (None: half the model's context).
+    pub window_stride: Option<usize>,
+    pub threads: ThreadBudget,
+    pub embeddings: bool,
+    pub scenes_format: ScenesFormat,
+    pub detector: DetectorConfig,
+    pub progress: bool,
+    pub quiet: bool,
+    pub force: bool,
+    pub shard: Option<ShardSpec>,
+}
+
+impl AnalyzeSettings {
+    pub fn from_args(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<Self, UsageError> {
+        let sample = sample_spec(args)?;
+        if args.batch == 0 {
+            return Err(UsageError::msg("--batch must be at least 1"));
+        }
+        if args.jobs == Some(0) {
+            return Err(UsageError::msg("--jobs must be at least 1"));
+        }
+        if args.window_stride == Some(0) {
+            return Err(UsageError::msg("--window-stride must be at least 1"));
+        }
+        let shard = match &args.shard {
+            Some(s) => Some(s.parse::<ShardSpec>().map_err(UsageError::msg)?),
+            None => shard::from_env(|k| std::env::var(k).ok()).map_err(UsageError::msg)?,
+        }
+        .filter(|s| s.count > 1);
+        let output_dir = match shard {
+            Some(s) => args.output.join(format!("shard-{}-of-{}", s.index, s.count)),
+            None => args.output.clone(),
+        };
+        Ok(AnalyzeSettings {
+            inputs: args.inputs.clone(),
+            recursive: args.recursive,
+            output_dir,
+            model_path: args.model.model_path()?,
+            device: args.model.device,
+            sample,
+            batch_windows: args.batch,
+            window_stride: args.window_stride,
+            threads: ThreadBudget::new(global.total_threads(), args.jobs),
+            embeddings: args.embeddings == EmbeddingsFormat::Npy,
+            scenes_format: match args.scenes_format {
+                ScenesFormatArg::Framegpt => ScenesFormat::Framegpt,
+                ScenesFormatArg::Pyscenedetect => ScenesFormat::Pyscenedetect,
+            },
+            detector: detector_config()?,
+            progress: global.progress(),
+            quiet: global.quiet,
+            force: args.force,
+            shard,
+        })
+    }
+
+    /// What the pipeline runs with, once the model's context is known.
+    fn pipeline_config(&self, contract: &ModelContract) -> PipelineConfig {
+        PipelineConfig {
+            sample: self.sample.clone(),
+            batch_windows: self.batch_windows,
+            window_stride: self
+                .window_stride
+                .unwrap_or((contract.context_frames / 2).max(1)),
+            decode_jobs: self.threads.decode_jobs,
+            ffmpeg_threads: self.threads.ffmpeg_per_file,
+            output: OutputConfig {
+                output_dir: self.output_dir.clone(),
+                embeddings: self.embeddings,
+                scenes_format: self.scenes_format,
+                detector: self.detector.clone(),
+            },
+        }
+    }
+}
+
+fn sample_spec(args: &AnalyzeArgs) -> Result<SampleSpec, UsageError> {
+    if let Some(f) = args.fps {
+        if !(f.is_finite() && f > 0.0) {
+            return Err(UsageError::msg(format!(
+                "--fps must be a positive number, got {f}"
+            )));
+        }
+    }
+    if args.every == Some(0) {
+        return Err(UsageError::msg("--every must be at least 1"));
+    }
+    let start_s = args.start.unwrap_or(0.0);
+    if !(start_s.is_finite() && start_s >= 0.0) {
+        return Err(UsageError::msg(format!(
+            "--start must be >= 0 seconds, got {start_s}"
+        )));
+    }
+    if let Some(end) = args.end {
+        if !(end.is_finite() && end > start_s) {
+            return Err(UsageError::msg(format!(
+                "--end ({end}) must be after --start ({start_s})"
+            )));
+        }
+    }
+    Ok(SampleSpec {
+        every: args.every.unwrap_or(1),
+        target_fps: args.fps,
+        max_frames: args.max_frames,
+        start_s,
+        end_s: args.end,
+        keyframes_only: args.keyframes,
+    })
+}
+
+/// The detector's defaults, or the development overrides in `FRAMEGPT_DETECTOR`.
+fn detector_config() -> Result<DetectorConfig, UsageError> {
+    match std::env::var("FRAMEGPT_DETECTOR") {
+        Ok(spec) => DetectorConfig::default()
+            .with_overrides(&spec)
+            .map_err(|e| UsageError::msg(format!("FRAMEGPT_DETECTOR: {e}"))),
+        Err(_) => Ok(DetectorConfig::default()),
+    }
+}
 
 pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let cancel = install_interrupt_handler();
-    let settings = AnalyzeSettings::from_args(args, global).map_err(|e| UsageError(e.into()))?;
-    let found = discover::discover(&settings.inputs, settings.recursive);
-    if found.files.is_empty() {
-        let details: Vec<String> = found
-            .missing
-            .iter()
-            .map(|m| format!("  `{}`: {}", m.input, m.cause))
-            .collect();
-        return Err(UsageError(anyhow::anyhow!(
-            "no input video found:\n{}",
-            details.join("\n")
-        ))
-        .into());
-    }
+    let settings = AnalyzeSettings::from_args(args, global)?;
+    let found = find_inputs(&settings)?;
     let model = Model::load(
         &settings.model_path,
         SessionOptions {
@@ -46,86 +168,18 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
             threads: settings.threads.ort,
         },
     )
-    .map_err(|e| UsageError(e.into()))?;
-    let contract = model.contract().clone();
-    let config = PipelineConfig {
-        output_dir: match settings.shard {
-            Some(s) => settings
-                .output_dir
-                .join(format!("shard-{}-of-{}", s.index, s.count)),
-            None => settings.output_dir.clone(),
-        },
-        sample: settings.sample.clone(),
-        batch_windows: settings.batch_windows,
-        window_stride: settings
-            .window_stride
-            .unwrap_or((contract.context_frames / 2).max(1)),
-        decode_jobs: settings.threads.decode_jobs,
-        ffmpeg_threads: settings.threads.ffmpeg_per_file,
-        embeddings: settings.embeddings,
-        scenes_format: settings.scenes_format,
-        detector: detector_config()?,
-    };
-    let out_dir = config.output_dir.clone();
+    .map_err(UsageError::from)?;
+    let mut config = settings.pipeline_config(model.contract());
+    let out_dir = settings.output_dir.clone();
     fs_err::create_dir_all(&out_dir).map_err(|e| UsageError(e.into()))?;
     write::remove_stale_temporaries(&out_dir);
 
-    // This run's share of the inputs, and what an earlier run in the same folder finished.
-    let selected: Vec<usize> = match settings.shard {
-        Some(s) => shard::assign(&found.files, s),
-        None => (0..found.files.len()).collect(),
-    };
-    let identity = RunIdentity {
-        model_sha256: manifest::sha256_file(&settings.model_path)?,
-        settings: settings_fingerprint(&config),
-    };
-    let previous = match Manifest::load(&out_dir) {
-        Ok(m) => m.filter(|m| m.identity == identity),
-        Err(e) => {
-            tracing::warn!("ignoring the previous run's manifest: {e:#}");
-            None
-        }
-    };
-    let assigned: Vec<String> = selected
-        .iter()
-        .map(|&i| manifest::rel_key(&found.files[i].rel))
-        .collect();
-    let mut run_manifest = Manifest::new(
-        identity,
-        settings.shard.map(|s| ShardInfo {
-            index: s.index,
-            count: s.count,
-        }),
-        assigned,
-    );
-    let needs = output_files(&config);
-    let mut to_run = Vec::new();
-    for &i in &selected {
-        let input = &found.files[i];
-        match previous
-            .as_ref()
-            .filter(|_| !settings.force)
-            .and_then(|p| p.reusable(input, &out_dir, &needs))
-        {
-            Some(rec) => {
-                run_manifest.inputs.insert(rec.video.clone(), rec.clone());
-            }
-            None => to_run.push(input.clone()),
-        }
-    }
-    let skipped = selected.len() - to_run.len();
-    // Fewer files than decode workers: give the idle workers' FFmpeg threads to the others.
-    let config = {
-        let mut c = config;
-        let budget = ThreadBudget::new(
-            settings.threads.total,
-            Some(settings.threads.decode_jobs.min(to_run.len()).max(1)),
-        );
-        c.decode_jobs = budget.decode_jobs;
-        c.ffmpeg_threads = budget.ffmpeg_per_file;
-        c
-    };
-    run_manifest.save(&out_dir)?;
+    let (mut manifest, to_run) = plan(&settings, &config, &found)?;
+    let skipped = manifest.assigned.len() - to_run.len();
+    let budget = settings.threads.for_files(to_run.len());
+    config.decode_jobs = budget.decode_jobs;
+    config.ffmpeg_threads = budget.ffmpeg_per_file;
+    manifest.save(&out_dir)?;
     tracing::info!(
         model = %settings.model_path.display(),
         device = %model.device(),
@@ -137,102 +191,20 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
         decode_jobs = settings.threads.decode_jobs,
         "analyze"
     );
-    if !global.quiet && skipped > 0 {
+    if !settings.quiet && skipped > 0 {
         eprintln!("skipping {skipped} input(s) already analyzed with the same model and settings (--force redoes them)");
     }
 
-    // rayon's share of the budget; a second call (tests, library users) keeps the first pool.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(settings.threads.total)
-        .build_global();
-    let progress = Progress::new(settings.progress, to_run.iter().map(|f| f.size).sum());
     let started = Instant::now();
-    let mut record = |input: &InputFile, row: &ClipRow| {
-        let (size, mtime_ns) = manifest::fingerprint(&input.path).unwrap_or((input.size, 0));
-        let rec = InputRecord {
-            video: row.video.clone(),
-            path: input.path.clone(),
-            size,
-            mtime_ns,
-            status: if row.error.is_some() { "error" } else { "ok" }.to_string(),
-            error: row.error.clone(),
-            elapsed_s: row.elapsed_s,
-            row: row.to_record(),
-        };
-        run_manifest.inputs.insert(rec.video.clone(), rec);
-        if let Err(e) = run_manifest.save(&out_dir) {
-            tracing::warn!("failed to update the run manifest: {e:#}");
-        }
-    };
-    let report = if to_run.is_empty() {
-        RunReport {
-            rows: Vec::new(),
-            interrupted: false,
-            frames_analyzed: 0,
-        }
-    } else {
-        pipeline::run(
-            &config,
-            &to_run,
-            vec![model],
-            &progress,
-            &cancel,
-            &mut record,
-        )?
-    };
-    progress.finish();
-
-    // clips.csv: this run's inputs in order (reused and new), then inputs that matched nothing.
-    let mut records: Vec<Vec<String>> = Vec::new();
-    let mut failed = 0;
-    for key in &run_manifest.assigned {
-        if let Some(rec) = run_manifest.inputs.get(key) {
-            failed += usize::from(rec.status != "ok");
-            records.push(rec.row.clone());
-        }
-    }
-    if settings.shard.is_none_or(|s| s.index == 0) {
-        for m in &found.missing {
-            failed += 1;
-            records.push(ClipRow::failed(m.input.clone(), m.cause.clone()).to_record());
-        }
-    }
-    let clips_path = out_dir.join("clips.csv");
-    write::write_csv_atomic(&clips_path, &write::CLIPS_HEADER, &records)
-        .with_context(|| format!("failed to write `{}`", clips_path.display()))?;
-    run_manifest.complete =
-        !report.interrupted && run_manifest.inputs.len() == run_manifest.assigned.len();
-    run_manifest.save(&out_dir)?;
-
-    if !global.quiet && to_run.is_empty() {
-        eprintln!(
-            "nothing to do: all {skipped} input(s) already analyzed; results: `{}`",
-            clips_path.display()
-        );
-    } else if !global.quiet {
-        let elapsed = started.elapsed().as_secs_f64();
-        eprintln!(
-            "analyzed {} of {} inputs ({} frames, {:.1} s, {:.0} frames/s){}{}; results: `{}`",
-            report.rows.len(),
-            to_run.len(),
-            report.frames_analyzed,
-            elapsed,
-            report.frames_analyzed as f64 / elapsed.max(1e-9),
-            if skipped > 0 {
-                format!(", {skipped} skipped")
-            } else {
-                String::new()
-            },
-            if failed > 0 {
-                format!(", {failed} failed")
-            } else {
-                String::new()
-            },
-            clips_path.display()
-        );
+    let report = analyze_inputs(&settings, &config, &to_run, model, &cancel, &mut manifest)?;
+    let (clips_path, failed) = write_clips(&settings, &found, &manifest)?;
+    manifest.complete = !report.interrupted && manifest.inputs.len() == manifest.assigned.len();
+    manifest.save(&out_dir)?;
+    if !settings.quiet {
+        summarize(&report, to_run.len(), skipped, failed, started, &clips_path);
     }
     Ok(if report.interrupted {
-        if !global.quiet {
+        if !settings.quiet {
             eprintln!(
                 "interrupted: files in flight were discarded; re-run the same command to resume"
             );
@@ -245,14 +217,145 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     })
 }
 
-/// The detector's defaults, or the development overrides in `FRAMEGPT_DETECTOR`.
-fn detector_config() -> Result<DetectorConfig> {
-    match std::env::var("FRAMEGPT_DETECTOR") {
-        Ok(spec) => DetectorConfig::default()
-            .with_overrides(&spec)
-            .map_err(|e| UsageError(anyhow::anyhow!("FRAMEGPT_DETECTOR: {e}")).into()),
-        Err(_) => Ok(DetectorConfig::default()),
+/// The inputs; finding none at all is a usage error.
+fn find_inputs(settings: &AnalyzeSettings) -> Result<Discovered, UsageError> {
+    let found = discover::discover(&settings.inputs, settings.recursive);
+    if found.files.is_empty() {
+        let details: Vec<String> = found
+            .missing
+            .iter()
+            .map(|m| format!("  `{}`: {}", m.input, m.cause))
+            .collect();
+        return Err(UsageError::msg(format!(
+            "no input video found:\n{}",
+            details.join("\n")
+        )));
     }
+    Ok(found)
+}
+
+/// This run's manifest (its share of the inputs, with what an earlier run in the same
+/// folder finished and can be reused) and the inputs still to analyze.
+fn plan(
+    settings: &AnalyzeSettings,
+    config: &PipelineConfig,
+    found: &Discovered,
+) -> Result<(Manifest, Vec<InputFile>)> {
+    let selected: Vec<usize> = match settings.shard {
+        Some(s) => shard::assign(&found.files, s),
+        None => (0..found.files.len()).collect(),
+    };
+    let identity = RunIdentity {
+        model_sha256: digest::sha256_file(&settings.model_path)?,
+        settings: settings_fingerprint(config),
+    };
+    let out_dir = &config.output.output_dir;
+    let previous = match Manifest::load(out_dir) {
+        Ok(m) => m.filter(|m| m.identity == identity && !settings.force),
+        Err(e) => {
+            tracing::warn!("ignoring the previous run's manifest: {e:#}");
+            None
+        }
+    };
+    let shard = settings.shard.map(|s| ShardInfo {
+        index: s.index,
+        count: s.count,
+    });
+    let inputs: Vec<&InputFile> = selected.iter().map(|&i| &found.files[i]).collect();
+    let assigned = inputs.iter().map(|f| manifest::rel_key(&f.rel)).collect();
+    let mut manifest = Manifest::new(identity, shard, assigned);
+    let to_run = manifest.reuse(previous.as_ref(), &inputs, out_dir, &config.output.files());
+    Ok((manifest, to_run))
+}
+
+/// The pipeline over `to_run`, recording each finished input in the manifest.
+fn analyze_inputs(
+    settings: &AnalyzeSettings,
+    config: &PipelineConfig,
+    to_run: &[InputFile],
+    model: Model,
+    cancel: &AtomicBool,
+    manifest: &mut Manifest,
+) -> Result<RunReport> {
+    if to_run.is_empty() {
+        return Ok(RunReport::empty());
+    }
+    settings.threads.init_rayon();
+    let progress = Progress::new(settings.progress, to_run.iter().map(|f| f.size).sum());
+    let out_dir = config.output.output_dir.clone();
+    let mut record = |input: &InputFile, row: &ClipRow| {
+        manifest.record(InputRecord::finished(input, row));
+        if let Err(e) = manifest.save(&out_dir) {
+            tracing::warn!("failed to update the run manifest: {e:#}");
+        }
+    };
+    let report = pipeline::run(config, to_run, vec![model], &progress, cancel, &mut record);
+    progress.finish();
+    report
+}
+
+/// clips.csv: this run's inputs in order (reused and new), then inputs that matched
+/// nothing (in shard 0 only). Returns its path and the number of failed rows.
+fn write_clips(
+    settings: &AnalyzeSettings,
+    found: &Discovered,
+    manifest: &Manifest,
+) -> Result<(PathBuf, usize)> {
+    let mut records: Vec<Vec<String>> = Vec::new();
+    let mut failed = 0;
+    for key in &manifest.assigned {
+        if let Some(rec) = manifest.inputs.get(key) {
+            failed += usize::from(rec.status != "ok");
+            records.push(rec.row.clone());
+        }
+    }
+    if settings.shard.is_none_or(|s| s.index == 0) {
+        for m in &found.missing {
+            failed += 1;
+            records.push(ClipRow::failed(m.input.clone(), m.cause.clone()).to_record());
+        }
+    }
+    let clips_path = settings.output_dir.join("clips.csv");
+    write::write_csv_atomic(&clips_path, &rows::CLIPS_HEADER, &records)
+        .with_context(|| format!("failed to write `{}`", clips_path.display()))?;
+    Ok((clips_path, failed))
+}
+
+fn summarize(
+    report: &RunReport,
+    to_run: usize,
+    skipped: usize,
+    failed: usize,
+    started: Instant,
+    clips_path: &Path,
+) {
+    if to_run == 0 {
+        eprintln!(
+            "nothing to do: all {skipped} input(s) already analyzed; results: `{}`",
+            clips_path.display()
+        );
+        return;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let skipped = if skipped > 0 {
+        format!(", {skipped} skipped")
+    } else {
+        String::new()
+    };
+    let failed = if failed > 0 {
+        format!(", {failed} failed")
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "analyzed {} of {} inputs ({} frames, {:.1} s, {:.0} frames/s){skipped}{failed}; results: `{}`",
+        report.rows.len(),
+        to_run,
+        report.frames_analyzed,
+        elapsed,
+        report.frames_analyzed as f64 / elapsed.max(1e-9),
+        clips_path.display()
+    );
 }
 
 /// The settings that change what an input's outputs contain (not threads or batch size:
@@ -262,22 +365,10 @@ pub fn settings_fingerprint(config: &PipelineConfig) -> String {
         "sample={:?}; window_stride={}; embeddings={}; scenes={:?}; detector={:?}",
         config.sample,
         config.window_stride,
-        config.embeddings,
-        config.scenes_format,
-        config.detector
+        config.output.embeddings,
+        config.output.scenes_format,
+        config.output.detector
     )
-}
-
-/// Per-input files a finished input has.
-fn output_files(config: &PipelineConfig) -> Vec<&'static str> {
-    let mut f = vec!["frames.csv", "shots.csv"];
-    if config.embeddings {
-        f.push("embeddings.npy");
-    }
-    if config.scenes_format == ScenesFormat::Pyscenedetect {
-        f.push("scenes.csv");
-    }
-    f
 }
 
 /// First SIGINT/SIGTERM: stop taking files, discard the ones in flight. Second: exit now

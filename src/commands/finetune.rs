@@ -1,6 +1,9 @@
 //! `framegpt finetune`: labelled clips → a classification head trained in Rust on the
 //! frozen backbone's embeddings → one ONNX file (backbone + head as `logits`, labels in
 //! its metadata) and a report folder next to it.
+//!
+//! [`run`] reads as its stages: settings → data → features → split → fit → evaluate and
+//! report → export and self-check.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,22 +12,20 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
 use ndarray::{Array2, Array4};
-use sha2::{Digest, Sha256};
 
-use crate::cli::GlobalArgs;
-use crate::commands::analyze::UsageError;
-use crate::exit::ExitCode;
+use crate::cli::{FeaturesArg, FinetuneArgs, GlobalArgs, GroupByArg, HeadArg};
+use crate::digest;
+use crate::exit::{ExitCode, UsageError};
 use crate::model::{contract, Device, Model, ModelContract, SessionOptions};
 use crate::onnx_graph::{self, DenseLayer, HeadGraph};
 use crate::sample::SampleSpec;
-use crate::settings::{self, ThreadBudget};
-use crate::train::data::{split_by_source, Dataset, GroupBy};
-use crate::train::features::{self, EmbeddingJob};
+use crate::threads::ThreadBudget;
+use crate::train::data::{split_by_source, DataError, Dataset, GroupBy};
+use crate::train::features::{self, EmbeddingJob, Extracted};
 use crate::train::head::{folded_logits, HeadKind, Standardizer};
 use crate::train::metrics::{self, Confusion};
-use crate::train::optim::{self, Split, TrainConfig};
+use crate::train::optim::{self, Split, TrainConfig, Trained};
 use crate::train::rng::SplitMix64;
 use crate::train::{self, Rows};
 use crate::write;
@@ -32,137 +33,119 @@ use crate::write;
 /// Largest |ONNX Runtime logits − Rust logits| accepted by the export self-check.
 const EXPORT_TOLERANCE: f32 = 1e-3;
 
-#[derive(Debug, Clone, Args)]
-pub struct FinetuneArgs {
-    /// Labelled clips: a folder per class (`DIR/<label>/*.mp4`) or a CSV
-    /// `path,start_s,end_s,label` (empty times: the whole file; relative paths are
-    /// relative to the CSV's folder).
-    #[arg(long, value_name = "DIR|CSV")]
-    pub data: PathBuf,
-    /// The new model file (backbone + head); the report goes to `<OUT>.report/`.
-    #[arg(short, long, value_name = "OUT")]
-    pub output: PathBuf,
-    /// Backbone model (ONNX, framegpt contract v1, without a head) [default: the shipped base model].
-    #[arg(long, value_name = "PATH")]
-    pub model: Option<PathBuf>,
-    /// Separate test set (same formats as --data), evaluated once with the final head.
-    #[arg(long, value_name = "DIR|CSV")]
-    pub test: Option<PathBuf>,
-    /// The head to train.
-    #[arg(long, value_enum, default_value_t = HeadArg::Softmax)]
-    pub head: HeadArg,
-    /// Hidden units of `--head mlp`.
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub hidden: usize,
-    /// Fraction of the source files held out for validation (split by file, never by frame).
-    #[arg(long, default_value_t = 0.2, value_name = "F")]
-    pub val_split: f64,
-    /// What the validation split keeps together: the source file, or the file name (for
-    /// sets where the same footage is rendered into several classes, e.g. `static/a.mp4`
-    /// and `pan_left/a.mp4`).
-    #[arg(long, value_enum, default_value_t = GroupByArg::File)]
-    pub group_by: GroupByArg,
-    /// Seed of the split, the initial weights and the batch order (same seed, same head).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Most epochs.
-    #[arg(long, default_value_t = 200, value_name = "N")]
-    pub epochs: usize,
-    /// Stop after N epochs without a better validation loss (the best epoch is kept).
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub patience: usize,
-    /// AdamW learning rate.
-    #[arg(long, default_value_t = 0.003, value_name = "LR")]
-    pub lr: f64,
-    /// AdamW decoupled weight decay.
-    #[arg(long, default_value_t = 0.01, value_name = "WD")]
-    pub weight_decay: f64,
-    /// Frames per mini-batch.
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub batch_size: usize,
-    /// Skip the first N frames of every clip (their causal embeddings have seen little
-    /// of the clip) [default: half the model's context].
-    #[arg(long, value_name = "N")]
-    pub skip_frames: Option<usize>,
-    /// Also feed the head the change of the embedding over N frames ([e_t, e_t − e_{t−N}],
-    /// computed inside each window of the exported graph), so it can see motion; 0: off.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub temporal_lag: usize,
-    /// Sample F frames per second of video time (default: every frame).
-    #[arg(long, value_name = "F")]
-    pub fps: Option<f64>,
-    /// At most N sampled frames per source file.
-    #[arg(long, value_name = "N")]
-    pub max_frames: Option<u64>,
-    /// Feature cache folder [default: ~/.cache/framegpt/features].
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-    /// Where the backbone runs: cpu, cuda, cuda:N, or auto.
-    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
-    pub device: String,
-    /// Files decoded at once.
-    #[arg(short, long, value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Features: the backbone's embeddings, or (baseline, no model) 16x16 raw pixels of
-    /// single frames; `pixels` writes the report but no model.
-    #[arg(long, value_enum, default_value_t = FeaturesArg::Embeddings, hide = true)]
-    pub features: FeaturesArg,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HeadArg {
-    /// Softmax regression on the embedding.
-    Softmax,
-    /// One hidden ReLU layer (--hidden units).
-    Mlp,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GroupByArg {
-    /// Clips of one source file stay on one side.
-    File,
-    /// Files with the same name (in any class folder) stay on one side.
-    Name,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FeaturesArg {
-    Embeddings,
-    Pixels,
-}
-
 /// Side of the raw-pixel baseline's frames.
 const PIXELS_SIDE: u32 = 16;
 
-fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {
-    UsageError(e.into()).into()
+/// `finetune`'s arguments, validated, in domain types.
+#[derive(Debug, Clone)]
+pub struct FinetuneSettings {
+    pub data: PathBuf,
+    pub test: Option<PathBuf>,
+    pub output: PathBuf,
+    /// None: the raw-pixel baseline (no backbone, no model written).
+    pub backbone: Option<(PathBuf, Device)>,
+    pub train: TrainConfig,
+    pub val_split: f64,
+    pub group_by: GroupBy,
+    pub sample: SampleSpec,
+    pub skip_frames: Option<usize>,
+    pub temporal_lag: usize,
+    pub cache_dir: PathBuf,
+    pub threads: ThreadBudget,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub progress: bool,
 }
 
-fn validate(args: &FinetuneArgs) -> Result<()> {
-    let bad = |m: String| Err(usage(anyhow::anyhow!(m)));
+impl FinetuneSettings {
+    pub fn from_args(args: &FinetuneArgs, global: &GlobalArgs) -> Result<Self, UsageError> {
+        validate(args)?;
+        let backbone = match args.features {
+            FeaturesArg::Embeddings => Some((args.model.model_path()?, args.model.device)),
+            FeaturesArg::Pixels => None,
+        };
+        Ok(FinetuneSettings {
+            data: args.data.clone(),
+            test: args.test.clone(),
+            output: args.output.clone(),
+            backbone,
+            train: TrainConfig {
+                head: match args.head {
+                    HeadArg::Softmax => HeadKind::Softmax,
+                    HeadArg::Mlp => HeadKind::Mlp {
+                        hidden: args.hidden,
+                    },
+                },
+                epochs: args.epochs,
+                patience: args.patience,
+                batch_size: args.batch_size,
+                learning_rate: args.lr,
+                weight_decay: args.weight_decay,
+                seed: args.seed,
+            },
+            val_split: args.val_split,
+            group_by: match args.group_by {
+                GroupByArg::File => GroupBy::File,
+                GroupByArg::Name => GroupBy::Name,
+            },
+            sample: SampleSpec {
+                target_fps: args.fps,
+                max_frames: args.max_frames,
+                ..SampleSpec::default()
+            },
+            skip_frames: args.skip_frames,
+            temporal_lag: args.temporal_lag,
+            cache_dir: args.cache.clone().unwrap_or_else(default_cache_dir),
+            threads: ThreadBudget::new(global.total_threads(), args.jobs),
+            quiet: global.quiet,
+            verbose: global.verbose > 0,
+            progress: global.progress(),
+        })
+    }
+
+    fn say(&self, s: &str) {
+        if !self.quiet {
+            eprintln!("{s}");
+        }
+    }
+}
+
+fn validate(args: &FinetuneArgs) -> Result<(), UsageError> {
     if !(0.0..1.0).contains(&args.val_split) {
-        return bad(format!(
+        return Err(UsageError::msg(format!(
             "--val-split must be in [0, 1), got {}",
             args.val_split
-        ));
+        )));
     }
     if args.epochs == 0 || args.batch_size == 0 || args.hidden == 0 {
-        return bad("--epochs, --batch-size and --hidden must be at least 1".into());
+        return Err(UsageError::msg(
+            "--epochs, --batch-size and --hidden must be at least 1",
+        ));
     }
     let lr_ok = args.lr.is_finite() && args.lr > 0.0;
     let wd_ok = args.weight_decay.is_finite() && args.weight_decay >= 0.0;
     if !(lr_ok && wd_ok) {
-        return bad("--lr must be > 0 and --weight-decay >= 0".into());
+        return Err(UsageError::msg(
+            "--lr must be > 0 and --weight-decay >= 0",
+        ));
     }
     if let Some(f) = args.fps {
         if !(f.is_finite() && f > 0.0) {
-            return bad(format!("--fps must be a positive number, got {f}"));
+            return Err(UsageError::msg(format!(
+                "--fps must be a positive number, got {f}"
+            )));
         }
     }
     if args.max_frames == Some(0) || args.jobs == Some(0) {
-        return bad("--max-frames and --jobs must be at least 1".into());
+        return Err(UsageError::msg(
+            "--max-frames and --jobs must be at least 1",
+        ));
     }
     Ok(())
+}
+
+fn usage(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    UsageError(e.into()).into()
 }
 
 pub fn default_cache_dir() -> PathBuf {
@@ -181,213 +164,247 @@ pub fn report_dir(output: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The labelled clips: training set and optional test set.
+struct Data {
+    train: Dataset,
+    test: Option<Dataset>,
+    /// Clips left out because they had no usable frames.
+    left_out: usize,
+}
+
+/// Frames of each side of the split, ready for the head.
+struct SplitRows {
+    train_clips: usize,
+    val_clips: usize,
+    train: Rows,
+    val: Rows,
+    test: Option<Rows>,
+}
+
+/// One evaluated set: its name, per-frame and per-clip confusion.
+type Evaluation = (&'static str, Confusion, Confusion);
+
 pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
-    validate(args)?;
+    let settings = FinetuneSettings::from_args(args, global)?;
     let started = Instant::now();
-    let quiet = global.quiet;
-    let say = |s: &str| {
-        if !quiet {
-            eprintln!("{s}");
-        }
+    let mut data = load_data(&settings)?;
+    settings.threads.init_rayon();
+    let backbone = match &settings.backbone {
+        Some((path, device)) => Some(load_backbone(path, *device, settings.threads)?),
+        None => None,
     };
-    let mut dataset = Dataset::load(&args.data).map_err(usage)?;
-    for (label, n) in dataset.drop_small_classes(2) {
+    let (extracted, skip_frames) = extract_features(&settings, backbone.as_ref(), &data)?;
+    drop_unusable(&mut data, &extracted, skip_frames)?;
+    let rows = split_rows(&settings, &data.train, data.test.as_ref(), &extracted, skip_frames);
+    if rows.train.y.is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "no training frames: every training clip was left out (see the warnings above)"
+        )));
+    }
+    let (standardizer, trained, train_s) = fit(&settings, &data.train, &rows);
+    let (report, evals, summary) = evaluate_all(&settings, &data.train, &rows, &standardizer, &trained, train_s);
+    settings.say(report.trim_end());
+    let report_path = report_dir(&settings.output);
+    write_report(&report_path, &trained, &report, &evals, &summary)
+        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
+    let Some(backbone) = backbone else {
+        settings.say(&format!(
+            "baseline features: no model written; report: `{}`",
+            report_path.display()
+        ));
+        return Ok(ExitCode::Success);
+    };
+    let layers = trained.head.folded(&standardizer);
+    let provenance = provenance(&settings, &backbone, &data, &rows, &trained, skip_frames, summary);
+    let output = &settings.output;
+    export(&backbone, &layers, settings.temporal_lag, &data.train.labels, &provenance, output)?;
+    let diff = self_check(output, &layers, settings.temporal_lag, &backbone.contract, settings.threads)?;
+    settings.say(&format!(
+        "wrote `{}` ({} labels; ONNX Runtime logits match the Rust head within {diff:.1e}); report: `{}`; {:.1} s in all",
+        output.display(),
+        data.train.labels.len(),
+        report_path.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::Success)
+}
+
+/// The training and test sets, without classes too small to train and validate on.
+fn load_data(settings: &FinetuneSettings) -> Result<Data> {
+    let mut train = Dataset::load(&settings.data).map_err(usage)?;
+    for (label, n) in train.drop_small_classes(2) {
         tracing::warn!(
             "class `{label}` has {n} clip (at least 2 are needed: one to train on, one to validate); it is left out"
         );
     }
-    if dataset.labels.len() < 2 {
-        return Err(usage(crate::train::data::DataError::TooFewClasses(
-            dataset.labels.len(),
-        )));
+    if train.labels.len() < 2 {
+        return Err(usage(DataError::TooFewClasses(train.labels.len())));
     }
-    let mut test_set = match &args.test {
+    let test = match &settings.test {
         Some(p) => Some(Dataset::load(p).map_err(usage)?),
         None => None,
     };
+    Ok(Data {
+        train,
+        test,
+        left_out: 0,
+    })
+}
 
-    let threads = ThreadBudget::new(settings::total_threads(global), args.jobs);
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.total)
-        .build_global();
-    let sample = SampleSpec {
-        target_fps: args.fps,
-        max_frames: args.max_frames,
-        ..SampleSpec::default()
-    };
-    let mut sources: Vec<PathBuf> = dataset.clips.iter().map(|c| c.path.clone()).collect();
-    if let Some(t) = &test_set {
+/// Per-frame features of every source file (backbone embeddings, cached, or the raw-pixel
+/// baseline), and the frames to skip at the start of each clip.
+fn extract_features(
+    settings: &FinetuneSettings,
+    backbone: Option<&Backbone>,
+    data: &Data,
+) -> Result<(Extracted, usize)> {
+    let mut sources: Vec<PathBuf> = data.train.clips.iter().map(|c| c.path.clone()).collect();
+    if let Some(t) = &data.test {
         sources.extend(t.clips.iter().map(|c| c.path.clone()));
     }
     sources.sort();
     sources.dedup();
-
     let feature_started = Instant::now();
-    let backbone = match args.features {
-        FeaturesArg::Embeddings => Some(load_backbone(args, threads)?),
-        FeaturesArg::Pixels => None,
-    };
     let cancel = AtomicBool::new(false);
-    let (extracted, skip_frames) = match &backbone {
-        Some(b) => {
-            let cache_dir = args.cache.clone().unwrap_or_else(default_cache_dir);
-            let model = Model::load(&b.path, b.session)?;
-            let progress = !quiet && !global.no_progress && global.verbose == 0;
-            let job = EmbeddingJob {
-                model_path: &b.path,
-                model_sha256: &b.sha256,
-                cache_dir: &cache_dir,
-                sample: &sample,
-                window_stride: (b.contract.context_frames / 2).max(1),
-                threads,
-                progress,
-            };
-            let e = features::extract_embeddings(&sources, model, &job, &cancel)?;
-            say(&format!(
-                "features: {} files from the cache, {} decoded ({:.1} s; cache `{}`)",
-                e.cache_hits,
-                e.decoded,
-                feature_started.elapsed().as_secs_f64(),
-                cache_dir.display()
-            ));
-            (e, args.skip_frames.unwrap_or(b.contract.context_frames / 2))
-        }
-        None => {
-            let e = features::extract_pixels(&sources, &sample, PIXELS_SIDE);
-            say(&format!(
-                "features: raw {PIXELS_SIDE}x{PIXELS_SIDE} pixels of {} files (baseline, no model; {:.1} s)",
-                e.decoded,
-                feature_started.elapsed().as_secs_f64()
-            ));
-            (e, args.skip_frames.unwrap_or(0))
-        }
+    let Some(b) = backbone else {
+        let e = features::extract_pixels(&sources, &settings.sample, PIXELS_SIDE);
+        settings.say(&format!(
+            "features: raw {PIXELS_SIDE}x{PIXELS_SIDE} pixels of {} files (baseline, no model; {:.1} s)",
+            e.decoded,
+            feature_started.elapsed().as_secs_f64()
+        ));
+        return Ok((e, settings.skip_frames.unwrap_or(0)));
     };
-    // Leave out clips without features (unreadable, or no frames in their range) before
-    // splitting, so they take no place in the validation split.
-    let mut unreadable = 0;
-    let mut drop_unusable = |set: &mut Dataset| {
+    let model = Model::load(&b.path, b.session)?;
+    let job = EmbeddingJob {
+        model_path: &b.path,
+        model_sha256: &b.sha256,
+        cache_dir: &settings.cache_dir,
+        sample: &settings.sample,
+        window_stride: (b.contract.context_frames / 2).max(1),
+        threads: settings.threads,
+        progress: settings.progress,
+    };
+    let e = features::extract_embeddings(&sources, model, &job, &cancel)?;
+    settings.say(&format!(
+        "features: {} files from the cache, {} decoded ({:.1} s; cache `{}`)",
+        e.cache_hits,
+        e.decoded,
+        feature_started.elapsed().as_secs_f64(),
+        settings.cache_dir.display()
+    ));
+    let skip = settings
+        .skip_frames
+        .unwrap_or(b.contract.context_frames / 2);
+    Ok((e, skip))
+}
+
+/// Leaves out clips without features (unreadable, or no frames in their range) before
+/// splitting, so they take no place in the validation split; aligns the test set's labels.
+fn drop_unusable(data: &mut Data, extracted: &Extracted, skip_frames: usize) -> Result<()> {
+    let mut left_out = 0;
+    let mut drop_from = |set: &mut Dataset| {
         let all: Vec<usize> = (0..set.clips.len()).collect();
-        let (_, problems) = train::gather(set, &all, &extracted, skip_frames, 0);
+        let (_, problems) = train::gather(set, &all, extracted, skip_frames, 0);
         let mut keep = vec![true; set.clips.len()];
         for (ci, why) in &problems {
-            unreadable += 1;
+            left_out += 1;
             keep[*ci] = false;
             tracing::warn!("clip `{}` left out: {why}", set.clips[*ci].origin);
         }
         set.retain_clips(&keep);
     };
-    drop_unusable(&mut dataset);
-    if let Some(t) = &mut test_set {
-        drop_unusable(t);
+    drop_from(&mut data.train);
+    if let Some(t) = &mut data.test {
+        drop_from(t);
     }
-    for (label, n) in dataset.drop_small_classes(2) {
+    data.left_out = left_out;
+    for (label, n) in data.train.drop_small_classes(2) {
         tracing::warn!(
             "class `{label}` has {n} usable clip left (at least 2 are needed); it is left out"
         );
     }
-    if dataset.labels.len() < 2 {
-        return Err(usage(crate::train::data::DataError::TooFewClasses(
-            dataset.labels.len(),
-        )));
+    if data.train.labels.len() < 2 {
+        return Err(usage(DataError::TooFewClasses(data.train.labels.len())));
     }
-    if let Some(t) = &mut test_set {
-        for c in t.align_to(&dataset.labels) {
+    if let Some(t) = &mut data.test {
+        for c in t.align_to(&data.train.labels) {
             tracing::warn!(
                 "test clip `{}`: label not in the training set; left out",
                 c.origin
             );
         }
     }
-    let (train_idx, val_idx) = split_by_source(
-        &dataset.clips,
-        args.val_split,
-        args.seed,
-        match args.group_by {
-            GroupByArg::File => GroupBy::File,
-            GroupByArg::Name => GroupBy::Name,
-        },
-    );
+    Ok(())
+}
+
+/// The split by source file, and the frames of each side.
+fn split_rows(
+    settings: &FinetuneSettings,
+    dataset: &Dataset,
+    test_set: Option<&Dataset>,
+    extracted: &Extracted,
+    skip_frames: usize,
+) -> SplitRows {
+    let seed = settings.train.seed;
+    let (train_idx, val_idx) =
+        split_by_source(&dataset.clips, settings.val_split, seed, settings.group_by);
     let counts = dataset.counts();
-    say(&format!(
-        "data: {} clips in {} classes ({}); {} for training, {} for validation (split by source {}, seed {})",
+    let classes: Vec<String> = dataset
+        .labels
+        .iter()
+        .zip(&counts)
+        .map(|(l, n)| format!("{l} {n}"))
+        .collect();
+    settings.say(&format!(
+        "data: {} clips in {} classes ({}); {} for training, {} for validation (split by source {}, seed {seed})",
         dataset.clips.len(),
         dataset.labels.len(),
-        dataset
-            .labels
-            .iter()
-            .zip(&counts)
-            .map(|(l, n)| format!("{l} {n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        classes.join(", "),
         train_idx.len(),
         val_idx.len(),
-        match args.group_by {
-            GroupByArg::File => "file",
-            GroupByArg::Name => "file name",
+        match settings.group_by {
+            GroupBy::File => "file",
+            GroupBy::Name => "file name",
         },
-        args.seed
     ));
-    if val_idx.is_empty() && args.val_split > 0.0 {
+    if val_idx.is_empty() && settings.val_split > 0.0 {
         tracing::warn!("no class has 2 source files, so there is no validation split: training runs all epochs and keeps the last weights");
     }
-    let (train_rows, _) = train::gather(
-        &dataset,
-        &train_idx,
-        &extracted,
-        skip_frames,
-        args.temporal_lag,
-    );
-    let (val_rows, _) = train::gather(
-        &dataset,
-        &val_idx,
-        &extracted,
-        skip_frames,
-        args.temporal_lag,
-    );
-    let test_rows = test_set.as_ref().map(|t| {
-        let all: Vec<usize> = (0..t.clips.len()).collect();
-        train::gather(t, &all, &extracted, skip_frames, args.temporal_lag).0
-    });
-    if train_rows.y.is_empty() {
-        return Err(usage(anyhow::anyhow!(
-            "no training frames: every training clip was left out (see the warnings above)"
-        )));
+    let lag = settings.temporal_lag;
+    let gather = |set: &Dataset, idx: &[usize]| train::gather(set, idx, extracted, skip_frames, lag).0;
+    SplitRows {
+        train_clips: train_idx.len(),
+        val_clips: val_idx.len(),
+        train: gather(dataset, &train_idx),
+        val: gather(dataset, &val_idx),
+        test: test_set.map(|t| gather(t, &(0..t.clips.len()).collect::<Vec<_>>())),
     }
+}
 
-    let standardizer = Standardizer::fit(train_rows.x.view());
-    let xs_train = standardizer.apply(train_rows.x.view());
-    let xs_val = standardizer.apply(val_rows.x.view());
-    let config = TrainConfig {
-        head: match args.head {
-            HeadArg::Softmax => HeadKind::Softmax,
-            HeadArg::Mlp => HeadKind::Mlp {
-                hidden: args.hidden,
-            },
-        },
-        epochs: args.epochs,
-        patience: args.patience,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        weight_decay: args.weight_decay,
-        seed: args.seed,
-    };
+/// Standardizes the features and trains the head; returns the seconds training took.
+fn fit(settings: &FinetuneSettings, dataset: &Dataset, rows: &SplitRows) -> (Standardizer, Trained, f64) {
+    let standardizer = Standardizer::fit(rows.train.x.view());
+    let xs_train = standardizer.apply(rows.train.x.view());
+    let xs_val = standardizer.apply(rows.val.x.view());
     let train_split = Split {
         x: xs_train.view(),
-        y: &train_rows.y,
+        y: &rows.train.y,
     };
     let val_split = Split {
         x: xs_val.view(),
-        y: &val_rows.y,
+        y: &rows.val.y,
     };
-    let has_val = !val_rows.y.is_empty();
+    let has_val = !rows.val.y.is_empty();
+    let (quiet, verbose) = (settings.quiet, settings.verbose);
     let train_started = Instant::now();
     let trained = optim::train(
-        &config,
+        &settings.train,
         dataset.labels.len(),
         &train_split,
         has_val.then_some(&val_split),
         |m| {
-            if global.verbose > 0 || (!quiet && (m.epoch == 1 || m.epoch % 25 == 0)) {
+            if verbose || (!quiet && (m.epoch == 1 || m.epoch % 25 == 0)) {
                 eprintln!(
                     "epoch {:>4}  train loss {:.4}{}",
                     m.epoch,
@@ -401,32 +418,38 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
             }
         },
     );
-    let train_s = train_started.elapsed().as_secs_f64();
+    (standardizer, trained, train_started.elapsed().as_secs_f64())
+}
 
-    // Evaluation.
+/// The report text, the confusion matrices and the summary of validation and test.
+fn evaluate_all(
+    settings: &FinetuneSettings,
+    dataset: &Dataset,
+    rows: &SplitRows,
+    standardizer: &Standardizer,
+    trained: &Trained,
+    train_s: f64,
+) -> (String, Vec<Evaluation>, serde_json::Map<String, serde_json::Value>) {
     let mut report = String::new();
     let _ = writeln!(
         report,
         "head: {:?}; {} train frames ({} clips), {} validation frames; {} epochs in {:.2} s, kept epoch {}{}",
-        config.head,
-        train_rows.y.len(),
-        train_idx.len(),
-        val_rows.y.len(),
+        settings.train.head,
+        rows.train.y.len(),
+        rows.train_clips,
+        rows.val.y.len(),
         trained.history.len(),
         train_s,
         trained.best_epoch,
         if trained.stopped_early { " (early stop)" } else { "" }
     );
     let mut summary = serde_json::Map::new();
-    let mut evals: Vec<(&str, Confusion, Confusion)> = Vec::new();
-    for (name, rows) in [
-        ("validation", Some(&val_rows)),
-        ("test", test_rows.as_ref()),
-    ] {
-        let Some(rows) = rows.filter(|r| !r.y.is_empty()) else {
+    let mut evals: Vec<Evaluation> = Vec::new();
+    for (name, set) in [("validation", Some(&rows.val)), ("test", rows.test.as_ref())] {
+        let Some(set) = set.filter(|r| !r.y.is_empty()) else {
             continue;
         };
-        let (frames, clips) = evaluate(&trained.head, &standardizer, rows, &dataset.labels);
+        let (frames, clips) = evaluate(&trained.head, standardizer, set, &dataset.labels);
         let _ = write!(report, "{}", frames.render(&format!("{name} (per frame)")));
         let _ = writeln!(
             report,
@@ -446,71 +469,49 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         );
         evals.push((name, frames, clips));
     }
-    say(report.trim_end());
+    (report, evals, summary)
+}
 
-    let report_path = report_dir(&args.output);
-    write_report(&report_path, &trained, &report, &evals, &summary)
-        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
-
-    let Some(backbone) = backbone else {
-        say(&format!(
-            "baseline features: no model written; report: `{}`",
-            report_path.display()
-        ));
-        return Ok(ExitCode::Success);
-    };
-    let layers = trained.head.folded(&standardizer);
-    let provenance = serde_json::json!({
+/// What the exported file records about how it was made.
+fn provenance(
+    settings: &FinetuneSettings,
+    backbone: &Backbone,
+    data: &Data,
+    rows: &SplitRows,
+    trained: &Trained,
+    skip_frames: usize,
+    summary: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let dataset = &data.train;
+    let counts = dataset.counts();
+    serde_json::json!({
         "backbone": backbone.provenance,
         "backbone_sha256": backbone.sha256,
         "finetune": {
             "tool": format!("framegpt {} finetune", env!("CARGO_PKG_VERSION")),
-            "config": config,
+            "config": settings.train,
             "features": {
-                "fps": args.fps,
-                "max_frames": args.max_frames,
+                "fps": settings.sample.target_fps,
+                "max_frames": settings.sample.max_frames,
                 "skip_frames": skip_frames,
-                "temporal_lag": args.temporal_lag,
+                "temporal_lag": settings.temporal_lag,
                 "standardization": "mean/std of the training frames, folded into the first layer",
             },
             "data": {
-                "source": args.data.display().to_string(),
+                "source": settings.data.display().to_string(),
                 "clips_per_class": dataset.labels.iter().cloned().zip(counts.iter().copied()).collect::<BTreeMap<_, _>>(),
-                "train_clips": train_idx.len(),
-                "val_clips": val_idx.len(),
-                "split_group_by": format!("{:?}", args.group_by).to_lowercase(),
-                "train_frames": train_rows.y.len(),
-                "val_frames": val_rows.y.len(),
-                "clips_left_out": unreadable,
+                "train_clips": rows.train_clips,
+                "val_clips": rows.val_clips,
+                "split_group_by": format!("{:?}", settings.group_by).to_lowercase(),
+                "train_frames": rows.train.y.len(),
+                "val_frames": rows.val.y.len(),
+                "clips_left_out": data.left_out,
             },
             "epochs_run": trained.history.len(),
             "best_epoch": trained.best_epoch,
             "results": summary,
         }
-    });
-    export(
-        &backbone,
-        &layers,
-        args.temporal_lag,
-        &dataset.labels,
-        &provenance,
-        &args.output,
-    )?;
-    let diff = self_check(
-        &args.output,
-        &layers,
-        args.temporal_lag,
-        &backbone.contract,
-        threads,
-    )?;
-    say(&format!(
-        "wrote `{}` ({} labels; ONNX Runtime logits match the Rust head within {diff:.1e}); report: `{}`; {:.1} s in all",
-        args.output.display(),
-        dataset.labels.len(),
-        report_path.display(),
-        started.elapsed().as_secs_f64()
-    ));
-    Ok(ExitCode::Success)
+    })
 }
 
 struct Backbone {
@@ -522,15 +523,8 @@ struct Backbone {
     session: SessionOptions,
 }
 
-fn load_backbone(args: &FinetuneArgs, threads: ThreadBudget) -> Result<Backbone> {
-    let path = match &args.model {
-        Some(p) => p.clone(),
-        None => settings::default_model().map_err(usage)?,
-    };
-    let device: Device = args
-        .device
-        .parse()
-        .map_err(|e: String| usage(anyhow::anyhow!(e)))?;
+fn load_backbone(path: &Path, device: Device, threads: ThreadBudget) -> Result<Backbone> {
+    let path = path.to_path_buf();
     let session = SessionOptions {
         device,
         threads: threads.ort,
@@ -545,7 +539,7 @@ fn load_backbone(args: &FinetuneArgs, threads: ThreadBudget) -> Result<Backbone>
         )));
     }
     let bytes = fs_err::read(&path).map_err(usage)?;
-    let sha256 = features::hex(&Sha256::digest(&bytes));
+    let sha256 = digest::sha256_hex(&bytes);
     let provenance = contract
         .provenance
         .clone()
@@ -575,7 +569,7 @@ fn evaluate(
 
 fn write_report(
     dir: &Path,
-    trained: &optim::Trained,
+    trained: &Trained,
     text: &str,
     evals: &[(&str, Confusion, Confusion)],
     summary: &serde_json::Map<String, serde_json::Value>,
@@ -596,8 +590,8 @@ fn write_report(
             &frames.per_class_records(),
         )?;
     }
-    write_atomic(&dir.join("report.txt"), text.as_bytes())?;
-    write_atomic(
+    write::write_atomic(&dir.join("report.txt"), text.as_bytes())?;
+    write::write_atomic(
         &dir.join("curve.svg"),
         metrics::curve_svg(&trained.history, trained.best_epoch).as_bytes(),
     )?;
@@ -607,17 +601,10 @@ fn write_report(
         "stopped_early": trained.stopped_early,
         "results": summary,
     });
-    write_atomic(
+    write::write_atomic(
         &dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let mut f = write::AtomicFile::create(path)?;
-    f.file().write_all(bytes)?;
-    f.commit()
 }
 
 fn export(
@@ -652,7 +639,7 @@ fn export(
     ]);
     let bytes = onnx_graph::attach_head(&backbone.bytes, &head, &metadata)
         .with_context(|| format!("failed to attach the head to `{}`", backbone.path.display()))?;
-    write_atomic(output, &bytes).with_context(|| format!("failed to write `{}`", output.display()))
+    write::write_atomic(output, &bytes).with_context(|| format!("failed to write `{}`", output.display()))
 }
 
 /// The Rust head on a batch of windows of embeddings [B, T, D], as the exported graph

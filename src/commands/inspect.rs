@@ -5,21 +5,18 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use sha2::{Digest, Sha256};
 
 use crate::cli::InspectArgs;
-use crate::commands::analyze::UsageError;
-use crate::exit::ExitCode;
-use crate::model::{self, ModelDescription};
-use crate::runtime;
-use crate::settings;
+use crate::digest;
+use crate::exit::{ExitCode, UsageError};
+use crate::model::{self, runtime, ModelDescription};
 
 pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     let path = match &args.model {
         Some(p) => p.clone(),
-        None => settings::default_model().map_err(|e| UsageError(e.into()))?,
+        None => model::default_model().map_err(UsageError::from)?,
     };
-    let description = model::describe(&path).map_err(|e| UsageError(e.into()))?;
+    let description = model::describe(&path).map_err(UsageError::from)?;
     let bytes = fs_err::read(&path)?;
     let text = render(&path, &bytes, &description);
     print!("{text}");
@@ -32,7 +29,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
 
 fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
     let mut s = String::new();
-    let sha = hex(&Sha256::digest(bytes));
+    let sha = digest::sha256_hex(bytes);
     let _ = writeln!(s, "model:       {}", path.display());
     let _ = writeln!(s, "size:        {} bytes", bytes.len());
     let _ = writeln!(s, "sha256:      {sha}");
@@ -106,8 +103,4 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
         model::available_providers().join(", ")
     );
     s
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

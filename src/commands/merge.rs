@@ -5,46 +5,54 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::Args;
 
-use crate::cli::GlobalArgs;
-use crate::commands::analyze::UsageError;
-use crate::exit::ExitCode;
-use crate::manifest::{Manifest, MANIFEST_FILE};
+use crate::cli::{GlobalArgs, MergeArgs};
+use crate::exit::{ExitCode, UsageError};
+use crate::manifest::{InputRecord, Manifest, MANIFEST_FILE};
+use crate::rows;
 use crate::write::{self, AtomicFile};
 
-#[derive(Debug, Clone, Args)]
-pub struct MergeArgs {
-    /// Output folders of `analyze` runs (typically OUT/shard-*-of-N).
-    #[arg(required = true, value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
-    /// Folder to write the merged outputs to.
-    #[arg(short, long, value_name = "DIR")]
+/// `merge`'s arguments, checked: the shard folders with their manifests.
+pub struct MergeSettings {
+    pub shards: Vec<(PathBuf, Manifest)>,
     pub output: PathBuf,
+    pub quiet: bool,
+}
+
+impl MergeSettings {
+    /// Loads every folder's manifest and checks that the folders belong together.
+    pub fn from_args(args: &MergeArgs, global: &GlobalArgs) -> Result<Self, UsageError> {
+        let mut shards: Vec<(PathBuf, Manifest)> = Vec::new();
+        for dir in &args.dirs {
+            let m = Manifest::load(dir).map_err(UsageError)?.ok_or_else(|| {
+                UsageError::msg(format!(
+                    "`{}` has no {MANIFEST_FILE}: not a framegpt output folder",
+                    dir.display()
+                ))
+            })?;
+            shards.push((dir.clone(), m));
+        }
+        check_compatible(&shards).map_err(UsageError)?;
+        Ok(MergeSettings {
+            shards,
+            output: args.output.clone(),
+            quiet: global.quiet,
+        })
+    }
 }
 
 pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
-    let mut shards: Vec<(PathBuf, Manifest)> = Vec::new();
-    for dir in &args.dirs {
-        let m = Manifest::load(dir).map_err(UsageError)?.ok_or_else(|| {
-            UsageError(anyhow::anyhow!(
-                "`{}` has no {MANIFEST_FILE}: not a framegpt output folder",
-                dir.display()
-            ))
-        })?;
-        shards.push((dir.clone(), m));
-    }
-    check_compatible(&shards).map_err(UsageError)?;
-
-    let mut entries: Vec<(PathBuf, &Path, &crate::manifest::InputRecord)> = Vec::new();
-    for (dir, m) in &shards {
+    let settings = MergeSettings::from_args(args, global)?;
+    let (shards, output) = (&settings.shards, &settings.output);
+    let mut entries: Vec<(PathBuf, &Path, &InputRecord)> = Vec::new();
+    for (dir, m) in shards {
         for rec in m.inputs.values() {
             entries.push((PathBuf::from(&rec.video), dir.as_path(), rec));
         }
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(w) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(UsageError(anyhow::anyhow!(
+        return Err(UsageError::msg(format!(
             "input `{}` is in both `{}` and `{}`: these folders overlap",
             w[0].0.display(),
             w[0].1.display(),
@@ -53,7 +61,7 @@ pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
         .into());
     }
 
-    fs_err::create_dir_all(&args.output)?;
+    fs_err::create_dir_all(output)?;
     let mut files_copied = 0;
     for (video, dir, rec) in &entries {
         if rec.status != "ok" && !dir.join(video).is_dir() {
@@ -65,7 +73,7 @@ pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
                 let entry = entry?;
                 let name = entry.file_name();
                 if entry.file_type()?.is_file() && !name.to_string_lossy().starts_with('.') {
-                    copy_atomic(&entry.path(), &args.output.join(video).join(&name))?;
+                    copy_atomic(&entry.path(), &output.join(video).join(&name))?;
                     files_copied += 1;
                 }
             }
@@ -73,13 +81,14 @@ pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     }
     // clips.csv rows: inputs in path order, then the inputs that matched nothing (recorded
     // by shard 0 only, in its clips.csv but not in its manifest).
-    let mut rows: Vec<Vec<String>> = entries.iter().map(|(_, _, rec)| rec.row.clone()).collect();
+    let mut records: Vec<Vec<String>> =
+        entries.iter().map(|(_, _, rec)| rec.row.clone()).collect();
     let first = shards
         .iter()
         .find(|(_, m)| m.shard.is_none_or(|s| s.index == 0))
         .unwrap_or(&shards[0]);
-    rows.extend(unmatched_rows(&first.0, &first.1)?);
-    write::write_csv_atomic(&args.output.join("clips.csv"), &write::CLIPS_HEADER, &rows)?;
+    records.extend(unmatched_rows(&first.0, &first.1)?);
+    write::write_csv_atomic(&output.join("clips.csv"), &rows::CLIPS_HEADER, &records)?;
 
     let mut merged = Manifest::new(
         shards[0].1.identity.clone(),
@@ -93,17 +102,17 @@ pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
         merged.inputs.insert(rec.video.clone(), (*rec).clone());
     }
     merged.complete = true;
-    merged.save(&args.output)?;
-    if !global.quiet {
+    merged.save(output)?;
+    if !settings.quiet {
         eprintln!(
             "merged {} folders: {} inputs, {} files; results: `{}`",
             shards.len(),
             entries.len(),
             files_copied,
-            args.output.join("clips.csv").display()
+            output.join("clips.csv").display()
         );
     }
-    let failed = rows
+    let failed = records
         .iter()
         .filter(|r| r.get(1).is_some_and(|s| s != "ok"))
         .count();

@@ -7,117 +7,170 @@
 //! row 3: per-patch surprise (prediction error), one colour scale for the whole window
 //! ```
 
-use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
-use clap::Args;
-use ndarray::Array4;
 
-use crate::cli::GlobalArgs;
-use crate::commands::analyze::UsageError;
+use crate::cli::{GlobalArgs, PredictArgs};
 use crate::decode::{self, DecodeOptions};
-use crate::exit::ExitCode;
-use crate::model::{Device, Model, SessionOptions};
+use crate::exit::{ExitCode, UsageError};
+use crate::model::{self, Device, Model, SessionOptions};
 use crate::patchify::Patchifier;
 use crate::sample::{SampleSpec, Sampler};
-use crate::score;
-use crate::settings;
+use crate::score::{self, FrameMeta, OwnedStep, Window};
 
-#[derive(Debug, Clone, Args)]
-pub struct PredictArgs {
-    /// The video.
+/// `predict`'s arguments, validated.
+#[derive(Debug, Clone)]
+pub struct PredictSettings {
     pub video: PathBuf,
-    /// Time of the first frame of the window, in seconds.
-    #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
-    pub at: f64,
-    /// The PNG to write.
-    #[arg(short, long, value_name = "PNG")]
+    pub at_s: f64,
     pub output: PathBuf,
-    /// Model file [default: the shipped base model].
-    #[arg(long, value_name = "PATH", env = "FRAMEGPT_MODEL")]
-    pub model: Option<PathBuf>,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Pixels per model pixel in the image.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
-    pub zoom: u32,
+    pub model_path: PathBuf,
+    pub device: Device,
+    pub zoom: usize,
+    pub threads: usize,
+}
+
+impl PredictSettings {
+    pub fn from_args(args: &PredictArgs, global: &GlobalArgs) -> Result<Self, UsageError> {
+        Ok(PredictSettings {
+            video: args.video.clone(),
+            at_s: args.at,
+            output: args.output.clone(),
+            model_path: args.model.model_path()?,
+            device: args.model.device,
+            zoom: args.zoom as usize,
+            threads: global.total_threads(),
+        })
+    }
 }
 
 const GAP: usize = 4;
 
+/// The window's frames as decoded, with what the model made of them.
+struct Prediction {
+    /// (time in seconds, RGB at the model's size) of frames t0 … tT.
+    frames: Vec<(f64, Vec<u8>)>,
+    /// The predicted RGB of frames 1 … len.
+    predicted: Vec<Vec<u8>>,
+    /// Per-patch mean squared error of frames 1 … len.
+    patch_errors: Vec<Vec<f32>>,
+    /// Mean squared error of frames 1 … len.
+    frame_errors: Vec<f32>,
+}
+
 pub fn run(args: &PredictArgs, global: &GlobalArgs) -> Result<ExitCode> {
-    let device: Device = args
-        .device
-        .parse()
-        .map_err(|e: String| UsageError(anyhow::anyhow!(e)))?;
-    let model_path = match &args.model {
-        Some(p) => p.clone(),
-        None => settings::default_model().map_err(|e| UsageError(e.into()))?,
-    };
-    let threads = settings::total_threads(global);
-    let mut model = Model::load(&model_path, SessionOptions { device, threads })
-        .map_err(|e| UsageError(e.into()))?;
-    let c = model.contract().clone();
-    let p = Patchifier::new(&c);
-    let t = c.context_frames;
+    let settings = PredictSettings::from_args(args, global)?;
+    let mut model = Model::load(
+        &settings.model_path,
+        SessionOptions {
+            device: settings.device,
+            threads: settings.threads,
+        },
+    )
+    .map_err(UsageError::from)?;
+    let patchifier = Patchifier::new(model.contract());
+    let frames = decode_window(&settings, &model, &patchifier)?;
+    let prediction = predict(&mut model, &patchifier, frames)?;
+    let (width, height, canvas) = render(&prediction, &patchifier, settings.zoom);
+    write_png(&settings.output, width as u32, height as u32, &canvas)?;
+    print_table(&prediction, &settings.output);
+    Ok(ExitCode::Success)
+}
+
+/// Up to T + 1 frames from `--at` on, at the model's size.
+fn decode_window(
+    settings: &PredictSettings,
+    model: &Model,
+    patchifier: &Patchifier,
+) -> Result<Vec<(f64, Vec<u8>)>> {
+    let c = model.contract();
     let spec = SampleSpec {
-        start_s: args.at.max(0.0),
-        max_frames: Some(t as u64 + 1),
+        start_s: settings.at_s.max(0.0),
+        max_frames: Some(c.context_frames as u64 + 1),
         ..Default::default()
     };
-    let mut sampler = Sampler::new(spec);
     let options = DecodeOptions {
         frame_width: c.frame_width,
         frame_height: c.frame_height,
-        threads,
+        threads: settings.threads,
     };
     let mut frames: Vec<(f64, Vec<u8>)> = Vec::new();
-    decode::decode_file(
-        &args.video,
-        options,
-        &mut sampler,
-        &AtomicBool::new(false),
-        |f| {
-            frames.push((f.pts_seconds, f.rgb));
-            true
-        },
-    )
-    .with_context(|| format!("failed to decode `{}`", args.video.display()))?;
+    let mut sampler = Sampler::new(spec);
+    let cancel = AtomicBool::new(false);
+    decode::decode_file(&settings.video, options, &mut sampler, &cancel, |f| {
+        frames.push((f.pts_seconds, f.rgb));
+        true
+    })
+    .with_context(|| format!("failed to decode `{}`", settings.video.display()))?;
     anyhow::ensure!(
         frames.len() >= 2,
         "`{}` has fewer than 2 frames from {} s on; hint: use an earlier --at",
-        args.video.display(),
-        args.at
+        settings.video.display(),
+        settings.at_s
     );
+    debug_assert_eq!(patchifier.frame_len(), c.num_patches() * c.patch_dim());
+    Ok(frames)
+}
+
+/// One window through [`model::run_windows`]: step k predicts frame k + 1.
+fn predict(
+    model: &mut Model,
+    p: &Patchifier,
+    frames: Vec<(f64, Vec<u8>)>,
+) -> Result<Prediction> {
+    let t = model.contract().context_frames;
     let patches: Vec<Vec<f32>> = frames.iter().map(|(_, rgb)| p.patchify(rgb)).collect();
+    let meta = |k: usize| FrameMeta {
+        position: k as u64,
+        index: k as u64,
+        pts_seconds: frames[k].0,
+    };
     let mut input = Vec::with_capacity(t * p.frame_len());
     for i in 0..t {
         input.extend_from_slice(&patches[i.min(patches.len() - 1)]);
     }
-    let out =
-        model.run(Array4::from_shape_vec((1, t, p.num_patches(), p.patch_dim()), input)?.view())?;
-
-    // Predictions and per-patch errors for frames 1..len.
-    let mut predicted = Vec::new();
-    let mut errors = Vec::new();
-    for k in 1..frames.len() {
-        let pred = out.next_patches.slice(ndarray::s![0, k - 1, .., ..]);
+    let steps = (1..frames.len())
+        .map(|k| OwnedStep {
+            position: k - 1,
+            frame: meta(k - 1),
+            target: Some((meta(k), patches[k].clone())),
+        })
+        .collect();
+    let scores = model::run_windows(model, &[Window { input, steps }])?;
+    let mut prediction = Prediction {
+        frames: Vec::new(),
+        predicted: Vec::new(),
+        patch_errors: Vec::new(),
+        frame_errors: Vec::new(),
+    };
+    for (k, step) in scores.steps.iter().enumerate() {
+        let pred = scores
+            .output
+            .next_patches
+            .slice(ndarray::s![0, step.position, .., ..]);
         let pred = pred.as_slice().expect("contiguous");
-        predicted.push(p.unpatchify(pred));
-        errors.push(score::patch_errors(pred, &patches[k], p.patch_dim()));
+        prediction.predicted.push(p.unpatchify(pred));
+        let errors = score::patch_errors(pred, &patches[k + 1], p.patch_dim());
+        prediction.patch_errors.push(errors);
+        prediction.frame_errors.push(step.next_error.unwrap_or(0.0));
     }
-    let max_err = errors.iter().flatten().copied().fold(1e-6f32, f32::max);
+    prediction.frames = frames;
+    Ok(prediction)
+}
 
-    let (w, h, z) = (
-        c.frame_width as usize,
-        c.frame_height as usize,
-        args.zoom as usize,
-    );
+/// The three rows of tiles: actual frames, predictions, per-patch surprise.
+fn render(prediction: &Prediction, p: &Patchifier, z: usize) -> (usize, usize, Vec<u8>) {
+    let (w, h) = (p.frame_width, p.frame_height);
+    let max_err = prediction
+        .patch_errors
+        .iter()
+        .flatten()
+        .copied()
+        .fold(1e-6f32, f32::max);
     let tile_w = w * z + GAP;
-    let width = frames.len() * tile_w + GAP;
+    let width = prediction.frames.len() * tile_w + GAP;
     let height = 3 * (h * z + GAP) + GAP;
     let mut canvas = vec![24u8; width * height * 3];
     let mut blit = |col: usize, row: usize, rgb: &[u8]| {
@@ -130,45 +183,55 @@ pub fn run(args: &PredictArgs, global: &GlobalArgs) -> Result<ExitCode> {
             }
         }
     };
-    for (k, (_, rgb)) in frames.iter().enumerate() {
+    for (k, (_, rgb)) in prediction.frames.iter().enumerate() {
         blit(k, 0, rgb);
     }
-    let grid_x = p.frame_width / p.patch_size;
-    for (k, (pred, err)) in predicted.iter().zip(&errors).enumerate() {
+    let pairs = prediction.predicted.iter().zip(&prediction.patch_errors);
+    for (k, (pred, err)) in pairs.enumerate() {
         blit(k + 1, 1, pred);
-        let mut heat = vec![0u8; w * h * 3];
-        for (n, e) in err.iter().enumerate() {
-            let colour = heat_colour(e / max_err);
-            let (gy, gx) = (n / grid_x, n % grid_x);
-            for py in 0..p.patch_size {
-                for px in 0..p.patch_size {
-                    let i = ((gy * p.patch_size + py) * w + gx * p.patch_size + px) * 3;
-                    heat[i..i + 3].copy_from_slice(&colour);
-                }
+        blit(k + 1, 2, &heatmap(err, max_err, p));
+    }
+    (width, height, canvas)
+}
+
+/// Each patch filled with the colour of its error on the window's scale.
+fn heatmap(errors: &[f32], max_err: f32, p: &Patchifier) -> Vec<u8> {
+    let w = p.frame_width;
+    let grid_x = p.frame_width / p.patch_size;
+    let mut heat = vec![0u8; w * p.frame_height * 3];
+    for (n, e) in errors.iter().enumerate() {
+        let colour = heat_colour(e / max_err);
+        let (gy, gx) = (n / grid_x, n % grid_x);
+        for py in 0..p.patch_size {
+            for px in 0..p.patch_size {
+                let i = ((gy * p.patch_size + py) * w + gx * p.patch_size + px) * 3;
+                heat[i..i + 3].copy_from_slice(&colour);
             }
         }
-        blit(k + 1, 2, &heat);
     }
-    write_png(&args.output, width as u32, height as u32, &canvas)?;
+    heat
+}
 
+fn print_table(prediction: &Prediction, output: &Path) {
+    let max_err = prediction
+        .patch_errors
+        .iter()
+        .flatten()
+        .copied()
+        .fold(1e-6f32, f32::max);
     eprintln!("frame  time_s   surprise (mean squared prediction error, normalized pixels)");
-    for (k, (pts, _)) in frames.iter().enumerate() {
-        let s = if k == 0 {
-            "-".to_string()
-        } else {
-            format!(
-                "{:.5}",
-                errors[k - 1].iter().sum::<f32>() / errors[k - 1].len() as f32
-            )
+    for (k, (pts, _)) in prediction.frames.iter().enumerate() {
+        let s = match k {
+            0 => "-".to_string(),
+            _ => format!("{:.5}", prediction.frame_errors[k - 1]),
         };
         eprintln!("{k:>5}  {pts:>6.3}   {s}");
     }
     eprintln!("heatmap scale: black 0 → yellow {max_err:.4} (per-patch mean squared error)");
     eprintln!(
         "wrote `{}` (rows: actual, predicted, surprise)",
-        args.output.display()
+        output.display()
     );
-    Ok(ExitCode::Success)
 }
 
 /// Black → red → yellow → white.
@@ -180,14 +243,15 @@ fn heat_colour(v: f32) -> [u8; 3] {
     [(r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8]
 }
 
-fn write_png(path: &std::path::Path, width: u32, height: u32, rgb: &[u8]) -> Result<()> {
-    let mut file = crate::write::AtomicFile::create(path)?;
+fn write_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<()> {
+    let mut png_bytes = Vec::new();
     {
-        let mut encoder = png::Encoder::new(BufWriter::new(file.file()), width, height);
+        let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header()?;
         writer.write_image_data(rgb)?;
+        writer.finish()?;
     }
-    file.commit()
+    crate::write::write_atomic(path, &png_bytes)
 }

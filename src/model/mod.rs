@@ -1,7 +1,11 @@
 //! The model: an ONNX file run by ONNX Runtime through `ort`. The only module that names
-//! `ort` types; the rest of the crate sees [`ModelContract`], [`Device`] and [`ModelOutput`].
+//! `ort` types (library loading included, in [`runtime`]); the rest of the crate sees
+//! [`ModelContract`], [`Device`], [`ModelOutput`] and [`run_windows`]'s [`BatchScores`].
 
+pub mod batch;
 pub mod contract;
+pub mod locate;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,9 +15,11 @@ use ort::ep::{self, ExecutionProvider};
 use ort::session::{builder::GraphOptimizationLevel, Session};
 use ort::value::{TensorRef, ValueType};
 
+pub use batch::{run_windows, BatchScores, StepScore};
 pub use contract::{ContractViolations, ModelContract, TensorDecl};
+pub use locate::{default_model, LocateError, BASE_MODEL_FILE};
 
-use crate::runtime::{self, RuntimeError};
+use runtime::RuntimeError;
 
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

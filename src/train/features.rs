@@ -9,23 +9,24 @@
 //! keeps the cache valid across copies, renames and `touch`.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use ndarray::Array2;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
+use crate::aggregate::OutputConfig;
 use crate::decode::{self, DecodeOptions};
+use crate::digest::{sha256_file, sha256_hex};
 use crate::discover::InputFile;
 use crate::model::Model;
 use crate::pipeline::{self, PipelineConfig};
 use crate::progress::Progress;
 use crate::sample::{SampleSpec, Sampler};
-use crate::settings::ThreadBudget;
+use crate::rows::ScenesFormat;
 use crate::shots::DetectorConfig;
+use crate::threads::ThreadBudget;
 
 /// Bumped when the cached layout or meaning changes.
 const CACHE_VERSION: &str = "framegpt-features-v1";
@@ -58,24 +59,6 @@ pub struct EmbeddingJob<'a> {
     pub progress: bool,
 }
 
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = fs_err::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn cache_key(file_sha: &str, job: &EmbeddingJob<'_>) -> String {
     let s = job.sample;
     let settings = format!(
@@ -89,7 +72,7 @@ fn cache_key(file_sha: &str, job: &EmbeddingJob<'_>) -> String {
         s.keyframes_only,
         job.window_stride
     );
-    hex(&Sha256::digest(settings.as_bytes()))[..32].to_string()
+    sha256_hex(settings.as_bytes())[..32].to_string()
 }
 
 /// Embeddings of every source, from the cache where present; the rest runs through
@@ -148,15 +131,17 @@ pub fn extract_embeddings(
         })
         .collect();
     let config = PipelineConfig {
-        output_dir: job.cache_dir.to_path_buf(),
         sample: job.sample.clone(),
         batch_windows: 8,
         window_stride: job.window_stride,
         decode_jobs: job.threads.decode_jobs,
         ffmpeg_threads: job.threads.ffmpeg_per_file,
-        embeddings: true,
-        scenes_format: crate::cli::ScenesFormat::Framegpt,
-        detector: DetectorConfig::default(),
+        output: OutputConfig {
+            output_dir: job.cache_dir.to_path_buf(),
+            embeddings: true,
+            scenes_format: ScenesFormat::Framegpt,
+            detector: DetectorConfig::default(),
+        },
     };
     let progress = Progress::new(job.progress, files.iter().map(|f| f.size).sum());
     let report = pipeline::run(
@@ -201,7 +186,7 @@ fn read_cached(dir: &Path) -> Result<SourceFeatures> {
     for r in reader.records() {
         times_s.push(r?[col].parse::<f64>()?);
     }
-    let x = read_npy_f32(&dir.join("embeddings.npy"))?;
+    let x = crate::npy::read_f32_2d(&dir.join("embeddings.npy"))?;
     anyhow::ensure!(
         x.nrows() == times_s.len(),
         "embeddings.npy has {} rows but frames.csv {}",
@@ -209,42 +194,6 @@ fn read_cached(dir: &Path) -> Result<SourceFeatures> {
         times_s.len()
     );
     Ok(SourceFeatures { times_s, x })
-}
-
-/// Reads a little-endian float32 C-order 2-D `.npy` (format 1.0, as `analyze` writes it).
-pub fn read_npy_f32(path: &Path) -> Result<Array2<f32>> {
-    let bytes = fs_err::read(path)?;
-    anyhow::ensure!(
-        bytes.len() >= 10 && &bytes[..6] == b"\x93NUMPY",
-        "not a .npy file"
-    );
-    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + header_len])?;
-    anyhow::ensure!(header.contains("'<f4'"), "expected float32 data: {header}");
-    let shape = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .context("no shape in the .npy header")?;
-    let dims: Vec<usize> = shape
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    anyhow::ensure!(
-        dims.len() == 2,
-        "expected a 2-D array, found shape ({shape})"
-    );
-    let data: Vec<f32> = bytes[10 + header_len..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    anyhow::ensure!(
-        data.len() == dims[0] * dims[1],
-        "the .npy data is truncated"
-    );
-    Ok(Array2::from_shape_vec((dims[0], dims[1]), data)?)
 }
 
 /// The no-model baseline's features: each sampled frame downscaled to `side`×`side` RGB,
@@ -309,18 +258,6 @@ pub fn slice_clip(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn npy_written_by_analyze_reads_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("e.npy");
-        let mut w = crate::write::NpyStream::create(&p, 3).unwrap();
-        w.row(&[1.0, 2.0, 3.0]).unwrap();
-        w.row(&[4.0, 5.0, 6.5]).unwrap();
-        w.finish().unwrap();
-        let a = read_npy_f32(&p).unwrap();
-        assert_eq!(a, ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.5]]);
-    }
 
     #[test]
     fn clips_slice_by_time_and_skip_their_first_frames() {

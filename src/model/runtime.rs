@@ -1,4 +1,5 @@
-//! Finding and loading the ONNX Runtime shared library.
+//! Finding and loading the ONNX Runtime shared library (part of [`crate::model`], the
+//! one module that names `ort`).
 //!
 //! `ort` is built with `load-dynamic`, so the library is opened at run time. We never use
 //! `ort`'s implicit route (it panics when the library is missing): we look in a fixed list

@@ -1,0 +1,281 @@
+//! Per-file aggregation, on the writer thread: the owned steps of one video arrive in
+//! batches (in any order), are put back in order, and become frames.csv rows as the shot
+//! detector decides each frame, embeddings.npy rows, the shot list (shots.csv and, when
+//! asked, scenes.csv) and finally the video's clips.csv row. No threads here.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::decode::DecodeSummary;
+use crate::discover::InputFile;
+use crate::model::ModelContract;
+use crate::rows::{self, ClipRow, FrameRow, ScenesFormat, Status};
+use crate::score::FrameMeta;
+use crate::shots::{DetectorConfig, FrameDecision, FrameSignal, Shot, ShotDetector};
+use crate::npy::NpyStream;
+use crate::write::{self, CsvStream};
+
+/// What the per-file outputs are and where they go.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Each input's files go to `output_dir/<input's relative path>/`.
+    pub output_dir: PathBuf,
+    /// Write embeddings.npy.
+    pub embeddings: bool,
+    pub scenes_format: ScenesFormat,
+    pub detector: DetectorConfig,
+}
+
+impl OutputConfig {
+    /// Per-input files a finished input has.
+    pub fn files(&self) -> Vec<&'static str> {
+        let mut f = vec!["frames.csv", "shots.csv"];
+        if self.embeddings {
+            f.push("embeddings.npy");
+        }
+        if self.scenes_format == ScenesFormat::Pyscenedetect {
+            f.push("scenes.csv");
+        }
+        f
+    }
+}
+
+/// What inference gives the writer for one owned step.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub frame: FrameMeta,
+    /// The shot detector's thumbnail and mean luminance of the frame.
+    pub thumb: Vec<f32>,
+    pub luma: f32,
+    pub embedding: Vec<f32>,
+    pub probs: Option<Vec<f32>>,
+    /// Surprise of the next sampled frame, when there is one.
+    pub next_surprise: Option<f32>,
+}
+
+/// A frame waiting for its shot decision: (frame, its surprise, its top label).
+type Waiting = (FrameMeta, Option<f32>, Option<(usize, f32)>);
+
+/// Surprise statistics of one video.
+#[derive(Debug, Default)]
+struct SurpriseStats {
+    sum: f64,
+    count: u64,
+    max: Option<f32>,
+}
+
+impl SurpriseStats {
+    fn add(&mut self, v: f32) {
+        self.sum += f64::from(v);
+        self.count += 1;
+        self.max = Some(self.max.map_or(v, |m| m.max(v)));
+    }
+
+    fn mean(&self) -> Option<f32> {
+        (self.count > 0).then(|| (self.sum / self.count as f64) as f32)
+    }
+}
+
+/// The outputs of one video while it is being written.
+pub struct FileOutput {
+    video: String,
+    dir: PathBuf,
+    labels: Option<Vec<String>>,
+    frames: CsvStream,
+    npy: Option<NpyStream>,
+    detector: ShotDetector,
+    waiting: VecDeque<Waiting>,
+    carried_surprise: Option<f32>,
+    next_seq: u64,
+    reorder: BTreeMap<u64, Vec<StepResult>>,
+    shots: Vec<Shot>,
+    frames_written: u64,
+    last_pts: f64,
+    surprise: SurpriseStats,
+    label_counts: Vec<u64>,
+}
+
+impl FileOutput {
+    /// Opens frames.csv (and embeddings.npy) under temporary names.
+    pub fn create(config: &OutputConfig, input: &InputFile, contract: &ModelContract) -> Result<Self> {
+        let dir = config.output_dir.join(&input.rel);
+        let frames = CsvStream::create(&dir.join("frames.csv"), &rows::FRAMES_HEADER)?;
+        let npy = if config.embeddings {
+            Some(NpyStream::create(
+                &dir.join("embeddings.npy"),
+                contract.embedding_dim,
+            )?)
+        } else {
+            None
+        };
+        Ok(FileOutput {
+            video: input.rel.to_string_lossy().to_string(),
+            dir,
+            labels: contract.labels.clone(),
+            frames,
+            npy,
+            detector: ShotDetector::new(config.detector.clone()),
+            waiting: VecDeque::new(),
+            carried_surprise: None,
+            next_seq: 0,
+            reorder: BTreeMap::new(),
+            shots: Vec::new(),
+            frames_written: 0,
+            last_pts: 0.0,
+            surprise: SurpriseStats::default(),
+            label_counts: vec![0; contract.num_labels()],
+        })
+    }
+
+    /// Takes batch `seq` of this file; writes every batch that is now in order.
+    pub fn accept(&mut self, seq: u64, steps: Vec<StepResult>) -> Result<()> {
+        self.reorder.insert(seq, steps);
+        while let Some(steps) = self.reorder.remove(&self.next_seq) {
+            self.next_seq += 1;
+            for step in steps {
+                self.step(step)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, s: StepResult) -> Result<()> {
+        let surprise = self.carried_surprise.take();
+        self.carried_surprise = s.next_surprise;
+        if let Some(v) = surprise {
+            self.surprise.add(v);
+        }
+        if let Some(npy) = &mut self.npy {
+            npy.row(&s.embedding)?;
+        }
+        let label = s.probs.as_ref().and_then(|p| {
+            p.iter()
+                .copied()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+        });
+        if let Some((k, _)) = label {
+            self.label_counts[k] += 1;
+        }
+        self.waiting.push_back((s.frame, surprise, label));
+        let decisions = self.detector.push(FrameSignal {
+            surprise,
+            thumb: s.thumb,
+            luma: s.luma,
+        });
+        self.write_decided(decisions)
+    }
+
+    fn write_decided(&mut self, decisions: Vec<FrameDecision>) -> Result<()> {
+        for d in decisions {
+            let (meta, surprise, label) = self
+                .waiting
+                .pop_front()
+                .expect("a decision per waiting frame");
+            self.extend_shots(&meta, &d, label);
+            let is_cut = d.boundary.is_some() && self.frames_written > 0;
+            let (label_name, confidence) = match (label, &self.labels) {
+                (Some((k, p)), Some(names)) => (Some(names[k].as_str()), Some(p)),
+                _ => (None, None),
+            };
+            self.frames.row(&FrameRow {
+                video: &self.video,
+                frame: meta.index,
+                time_s: meta.pts_seconds,
+                surprise,
+                surprise_z: d.surprise_z,
+                is_cut: u8::from(is_cut),
+                shot: self.shots.len() - 1,
+                label: label_name,
+                confidence,
+            })?;
+            self.frames_written += 1;
+            self.last_pts = meta.pts_seconds;
+        }
+        Ok(())
+    }
+
+    /// Opens a shot at a boundary (or at the first frame) and adds the frame to it.
+    fn extend_shots(&mut self, meta: &FrameMeta, d: &FrameDecision, label: Option<(usize, f32)>) {
+        if self.shots.is_empty() || d.boundary.is_some() {
+            if let Some(last) = self.shots.last_mut() {
+                last.end_s = meta.pts_seconds;
+            }
+            let transition = if self.shots.is_empty() {
+                None
+            } else {
+                d.boundary
+            };
+            self.shots.push(Shot {
+                start_frame: meta.index,
+                end_frame: meta.index,
+                start_s: meta.pts_seconds,
+                end_s: meta.pts_seconds,
+                transition,
+                label_counts: vec![0; self.label_counts.len()],
+            });
+        }
+        let shot = self.shots.last_mut().expect("a shot was opened");
+        shot.end_frame = meta.index;
+        if let Some((k, _)) = label {
+            shot.label_counts[k] += 1;
+        }
+    }
+
+    /// Flushes the detector, closes the last shot, renames everything into place and
+    /// returns the video's clips.csv row.
+    pub fn finish(mut self, config: &OutputConfig, summary: &DecodeSummary) -> Result<ClipRow> {
+        let decisions = self.detector.finish();
+        self.write_decided(decisions)?;
+        let frame_s = summary.info.fps.map_or(0.0, |f| 1.0 / f);
+        if let Some(last) = self.shots.last_mut() {
+            last.end_s = self.last_pts + frame_s;
+        }
+        write::write_csv_atomic(
+            &self.dir.join("shots.csv"),
+            &rows::SHOTS_HEADER,
+            &rows::shot_rows(&self.video, &self.shots, self.labels.as_deref()),
+        )?;
+        if config.scenes_format == ScenesFormat::Pyscenedetect {
+            write::write_pyscenedetect(&self.dir.join("scenes.csv"), &self.shots)?;
+        }
+        let row = self.clip_row(summary);
+        self.frames.finish()?;
+        if let Some(npy) = self.npy {
+            npy.finish()?;
+        }
+        Ok(row)
+    }
+
+    fn clip_row(&self, summary: &DecodeSummary) -> ClipRow {
+        let top = self
+            .label_counts
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, c)| **c);
+        let top_label = match (&self.labels, top) {
+            (Some(names), Some((k, count))) if self.frames_written > 0 => {
+                Some((names[k].clone(), *count as f32 / self.frames_written as f32))
+            }
+            _ => None,
+        };
+        let error = summary.error.as_ref().map(ToString::to_string);
+        ClipRow {
+            video: self.video.clone(),
+            status: if error.is_some() { Status::Error } else { Status::Ok },
+            error,
+            duration_s: summary.info.duration_s.or(Some(summary.end_seconds)),
+            frames_decoded: summary.frames_decoded,
+            frames_analyzed: self.frames_written,
+            decode_errors: summary.decode_errors,
+            shots: self.shots.len() as u64,
+            mean_surprise: self.surprise.mean(),
+            max_surprise: self.surprise.max,
+            top_label_share: top_label.as_ref().map(|(_, s)| *s),
+            top_label: top_label.map(|(l, _)| l),
+            elapsed_s: 0.0,
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! One batch of windows through the model, as every command that runs one needs it: the
+//! windows stacked into [B, T, N, C], one `run`, and per owned step the next-frame error,
+//! the embedding and the label probabilities. `analyze`, `predict` and `bench` all call
+//! [`run_windows`]; what they do with the results (shots, an image, a count) is theirs.
+
+use ndarray::{s, Array4};
+use rayon::prelude::*;
+
+use super::{Model, ModelError, ModelOutput};
+use crate::score::{self, FrameMeta, Window};
+
+/// The results of one owned step of one window.
+#[derive(Debug, Clone)]
+pub struct StepScore {
+    /// Index of the window in the batch.
+    pub window: usize,
+    /// Position of the step in its window (0..T).
+    pub position: usize,
+    /// The frame at that position: the embedding and label are for it.
+    pub frame: FrameMeta,
+    /// Mean squared error of the prediction of the next sampled frame, when there is one.
+    pub next_error: Option<f32>,
+    /// [D].
+    pub embedding: Vec<f32>,
+    /// Softmax of the logits, when the model has a head.
+    pub probs: Option<Vec<f32>>,
+}
+
+/// What one batch gave: the raw outputs and the owned steps in (window, step) order.
+#[derive(Debug, Clone)]
+pub struct BatchScores {
+    pub output: ModelOutput,
+    pub steps: Vec<StepScore>,
+}
+
+/// Runs `windows` through `model` in one call and scores their owned steps.
+pub fn run_windows(model: &mut Model, windows: &[Window]) -> Result<BatchScores, ModelError> {
+    let contract = model.contract();
+    let (t, n, c) = (
+        contract.context_frames,
+        contract.num_patches(),
+        contract.patch_dim(),
+    );
+    let mut data = Vec::with_capacity(windows.len() * t * n * c);
+    for w in windows {
+        data.extend_from_slice(&w.input);
+    }
+    let input = Array4::from_shape_vec((windows.len(), t, n, c), data)
+        .map_err(|e| ModelError::Run(format!("windows are not [B, T, N, C]: {e}")))?;
+    let output = model.run(input.view())?;
+    let steps = windows
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, w)| {
+            let output = &output;
+            w.steps.iter().map(move |st| {
+                let p = st.position;
+                let pred = output.next_patches.slice(s![i, p, .., ..]);
+                let pred = pred.as_slice().expect("standard layout");
+                StepScore {
+                    window: i,
+                    position: p,
+                    frame: st.frame,
+                    next_error: st
+                        .target
+                        .as_ref()
+                        .map(|(_, actual)| score::mean_squared_error(pred, actual)),
+                    embedding: output.embeddings.slice(s![i, p, ..]).to_vec(),
+                    probs: output
+                        .logits
+                        .as_ref()
+                        .map(|l| score::softmax(&l.slice(s![i, p, ..]).to_vec())),
+                }
+            })
+        })
+        .collect();
+    Ok(BatchScores { output, steps })
+}
