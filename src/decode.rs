@@ -135,93 +135,25 @@ pub fn decode_file_with(
     {
         return Err(DecodeError::Empty);
     }
-    let mut dict = ffmpeg::Dictionary::new();
-    dict.set("protocol_whitelist", "file");
-    dict.set("format_whitelist", FORMAT_WHITELIST);
-    // The `file:` prefix keeps a name containing `:` from being read as a protocol.
-    let url = format!("file:{}", path.display());
-    let mut ictx = ffmpeg::format::input_with_dictionary(&url, dict)
-        .map_err(|e| DecodeError::Open(describe_open_error(e)))?;
-
-    let container = ictx.format().name().to_string();
-    let Some(stream) = ictx.streams().best(ffmpeg::media::Type::Video) else {
-        let kinds: Vec<String> = ictx
-            .streams()
-            .map(|s| format!("{:?}", s.parameters().medium()).to_lowercase())
-            .collect();
-        return Err(DecodeError::NoVideoStream(if kinds.is_empty() {
-            "none".into()
-        } else {
-            kinds.join(", ")
-        }));
-    };
-    let stream_index = stream.index();
-    let time_base = f64::from(stream.time_base());
-    let stream_start = if stream.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE {
-        0
-    } else {
-        stream.start_time()
-    };
-    let fps = rational_to_positive(stream.avg_frame_rate())
-        .or_else(|| rational_to_positive(stream.rate()));
-    let declared_frames = (stream.frames() > 0).then_some(stream.frames() as u64);
-    let duration_s = if stream.duration() > 0 {
-        Some(stream.duration() as f64 * time_base)
-    } else if ictx.duration() > 0 {
-        Some(ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
-    } else {
-        None
-    };
-    let params = stream.parameters();
-    let codec_id = params.id();
-    let codec_name = format!("{codec_id:?}").to_lowercase();
-
-    let mut ctx = ffmpeg::codec::context::Context::from_parameters(params)
-        .map_err(|e| DecodeError::UnsupportedCodec(codec_name.clone(), e.to_string()))?;
-    ctx.set_threading(ffmpeg::threading::Config {
-        kind: ffmpeg::threading::Type::Frame,
-        count: options.threads.max(1),
-        ..Default::default()
-    });
-    let mut decoder = ctx
-        .decoder()
-        .video()
-        .map_err(|e| DecodeError::UnsupportedCodec(codec_name.clone(), e.to_string()))?;
-    // The deblocking filter only smooths block edges; at the model's 64x64 they are gone
-    // after the area resize, and skipping the filter decodes H.264 faster.
-    decoder.skip_loop_filter(ffmpeg::codec::discard::Discard::All);
+    let mut ictx = open_input(path)?;
     let keyframes_only = sampler.spec().keyframes_only;
-    if keyframes_only {
-        decoder.skip_frame(ffmpeg::codec::discard::Discard::NonKey);
-    }
-    let info = VideoInfo {
-        container,
-        codec: codec_name,
-        width: decoder.width(),
-        height: decoder.height(),
-        fps,
-        declared_frames,
-        duration_s,
-    };
-
-    on_open(&info);
+    let mut video = VideoStream::open(&ictx, options, keyframes_only)?;
+    on_open(&video.info);
     let start_s = sampler.spec().start_s;
-    // Frame numbers count decoded frames; after a seek or when skipping non-key frames
-    // they come from the timestamp instead (round(time × frame rate)).
-    let index_from_time = start_s > 0.0 || keyframes_only;
     if start_s > 0.0 {
         let ts = (start_s * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
         if let Err(e) = ictx.seek(ts, ..ts) {
             tracing::debug!("seek to {start_s} s failed ({e}); decoding from the start");
         }
     }
-
     let mut state = DrainState {
         options,
-        time_base,
-        stream_start,
-        fps,
-        index_from_time,
+        time_base: video.time_base,
+        stream_start: video.start,
+        fps: video.info.fps,
+        // Frame numbers count decoded frames; after a seek or when skipping non-key
+        // frames they come from the timestamp instead (round(time × frame rate)).
+        index_from_time: start_s > 0.0 || keyframes_only,
         frames_decoded: 0,
         last_seconds: None,
         scaler: None,
@@ -229,51 +161,23 @@ pub fn decode_file_with(
         error: None,
     };
     let mut summary = DecodeSummary {
-        info,
+        info: video.info.clone(),
         frames_decoded: 0,
         frames_kept: 0,
         decode_errors: 0,
         end_seconds: 0.0,
         error: None,
     };
-    let mut read_error = None;
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(DecodeError::Cancelled);
-        }
-        // A fresh packet each time: av_read_frame does not release what a packet already
-        // holds, so reusing one leaks every packet read (memory grew with video length).
-        let mut packet = ffmpeg::Packet::empty();
-        match packet.read(&mut ictx) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Eof) => break,
-            Err(e) => {
-                read_error = Some(e.to_string());
-                break;
-            }
-        }
-        if packet.stream() != stream_index {
-            continue;
-        }
-        if let Some(pts) = packet.pts().or(packet.dts()) {
-            let end = (pts - stream_start + packet.duration().max(0)) as f64 * time_base;
-            summary.end_seconds = summary.end_seconds.max(end);
-        }
-        if keyframes_only && !packet.is_key() {
-            continue;
-        }
-        if let Err(e) = decoder.send_packet(&packet) {
-            summary.decode_errors += 1;
-            tracing::debug!("{}: packet rejected: {e}", path.display());
-        }
-        state.drain(&mut decoder, sampler, &mut sink, &mut summary);
-        if state.stop {
-            break;
-        }
-    }
+    let mut decoding = Decoding {
+        state: &mut state,
+        sampler: &mut *sampler,
+        sink: &mut sink,
+        summary: &mut summary,
+    };
+    let read_error = decoding.read_packets(&mut ictx, &mut video, cancel, path)?;
     if !state.stop {
-        let _ = decoder.send_eof();
-        state.drain(&mut decoder, sampler, &mut sink, &mut summary);
+        let _ = video.decoder.send_eof();
+        state.drain(&mut video.decoder, sampler, &mut sink, &mut summary);
     }
     summary.frames_decoded = state.frames_decoded;
     if let Some(e) = state.error.take() {
@@ -290,6 +194,149 @@ pub fn decode_file_with(
         summary.error = check_truncation(&summary, keyframes_only || start_s > 0.0);
     }
     Ok(summary)
+}
+
+/// Opens the container, allowing local files and the whitelisted formats only.
+fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, DecodeError> {
+    let mut dict = ffmpeg::Dictionary::new();
+    dict.set("protocol_whitelist", "file");
+    dict.set("format_whitelist", FORMAT_WHITELIST);
+    // The `file:` prefix keeps a name containing `:` from being read as a protocol.
+    let url = format!("file:{}", path.display());
+    ffmpeg::format::input_with_dictionary(&url, dict)
+        .map_err(|e| DecodeError::Open(describe_open_error(e)))
+}
+
+/// The best video stream of a container, with its decoder open.
+struct VideoStream {
+    index: usize,
+    time_base: f64,
+    /// The stream's start time, in `time_base` units.
+    start: i64,
+    keyframes_only: bool,
+    decoder: ffmpeg::decoder::Video,
+    info: VideoInfo,
+}
+
+impl VideoStream {
+    fn open(
+        ictx: &ffmpeg::format::context::Input,
+        options: DecodeOptions,
+        keyframes_only: bool,
+    ) -> Result<Self, DecodeError> {
+        let Some(stream) = ictx.streams().best(ffmpeg::media::Type::Video) else {
+            let kinds: Vec<String> = ictx
+                .streams()
+                .map(|s| format!("{:?}", s.parameters().medium()).to_lowercase())
+                .collect();
+            return Err(DecodeError::NoVideoStream(if kinds.is_empty() {
+                "none".into()
+            } else {
+                kinds.join(", ")
+            }));
+        };
+        let time_base = f64::from(stream.time_base());
+        let duration_s = if stream.duration() > 0 {
+            Some(stream.duration() as f64 * time_base)
+        } else if ictx.duration() > 0 {
+            Some(ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE))
+        } else {
+            None
+        };
+        let params = stream.parameters();
+        let codec_name = format!("{:?}", params.id()).to_lowercase();
+        let unsupported =
+            |e: ffmpeg::Error| DecodeError::UnsupportedCodec(codec_name.clone(), e.to_string());
+        let mut ctx =
+            ffmpeg::codec::context::Context::from_parameters(params).map_err(unsupported)?;
+        ctx.set_threading(ffmpeg::threading::Config {
+            kind: ffmpeg::threading::Type::Frame,
+            count: options.threads.max(1),
+            ..Default::default()
+        });
+        let mut decoder = ctx.decoder().video().map_err(unsupported)?;
+        // The deblocking filter only smooths block edges; at the model's 64x64 they are
+        // gone after the area resize, and skipping the filter decodes H.264 faster.
+        decoder.skip_loop_filter(ffmpeg::codec::discard::Discard::All);
+        if keyframes_only {
+            decoder.skip_frame(ffmpeg::codec::discard::Discard::NonKey);
+        }
+        let info = VideoInfo {
+            container: ictx.format().name().to_string(),
+            codec: codec_name.clone(),
+            width: decoder.width(),
+            height: decoder.height(),
+            fps: rational_to_positive(stream.avg_frame_rate())
+                .or_else(|| rational_to_positive(stream.rate())),
+            declared_frames: (stream.frames() > 0).then_some(stream.frames() as u64),
+            duration_s,
+        };
+        Ok(VideoStream {
+            index: stream.index(),
+            time_base,
+            start: if stream.start_time() == ffmpeg::ffi::AV_NOPTS_VALUE {
+                0
+            } else {
+                stream.start_time()
+            },
+            keyframes_only,
+            decoder,
+            info,
+        })
+    }
+}
+
+/// What the packet loop updates.
+struct Decoding<'a, S: FnMut(DecodedFrame) -> bool> {
+    state: &'a mut DrainState,
+    sampler: &'a mut Sampler,
+    sink: &'a mut S,
+    summary: &'a mut DecodeSummary,
+}
+
+impl<S: FnMut(DecodedFrame) -> bool> Decoding<'_, S> {
+    /// Reads packets until the end, a stop from the sink, or a read error (returned).
+    fn read_packets(
+        &mut self,
+        ictx: &mut ffmpeg::format::context::Input,
+        video: &mut VideoStream,
+        cancel: &AtomicBool,
+        path: &Path,
+    ) -> Result<Option<String>, DecodeError> {
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(DecodeError::Cancelled);
+            }
+            // A fresh packet each time: av_read_frame does not release what a packet
+            // already holds, so reusing one leaks every packet read (memory grew with
+            // video length).
+            let mut packet = ffmpeg::Packet::empty();
+            match packet.read(ictx) {
+                Ok(()) => {}
+                Err(ffmpeg::Error::Eof) => return Ok(None),
+                Err(e) => return Ok(Some(e.to_string())),
+            }
+            if packet.stream() != video.index {
+                continue;
+            }
+            if let Some(pts) = packet.pts().or(packet.dts()) {
+                let end = (pts - video.start + packet.duration().max(0)) as f64 * video.time_base;
+                self.summary.end_seconds = self.summary.end_seconds.max(end);
+            }
+            if video.keyframes_only && !packet.is_key() {
+                continue;
+            }
+            if let Err(e) = video.decoder.send_packet(&packet) {
+                self.summary.decode_errors += 1;
+                tracing::debug!("{}: packet rejected: {e}", path.display());
+            }
+            self.state
+                .drain(&mut video.decoder, self.sampler, self.sink, self.summary);
+            if self.state.stop {
+                return Ok(None);
+            }
+        }
+    }
 }
 
 /// Compares what was decoded with what the container declares. A truncated AVI decodes to
@@ -426,6 +473,8 @@ fn describe_open_error(e: ffmpeg::Error) -> String {
     }
 }
 
+// FFmpeg's log callback is C: the only unsafe code in the crate.
+#[allow(unsafe_code)]
 mod log_bridge {
     //! FFmpeg's own log, routed into `tracing` (so `-v` and `RUST_LOG` control it).
     use super::ffmpeg::ffi;

@@ -304,118 +304,14 @@ fn encode_head(head: &HeadGraph) -> Vec<u8> {
     let mut inits = Vec::new();
     let mut current = head.input.clone();
     if head.temporal_lag > 0 {
-        let idx = format!("{prefix}/temporal/prev_index");
-        inits.push(TensorProto {
-            dims: vec![head.frames as i64],
-            data_type: INT64,
-            int64_data: (0..head.frames)
-                .map(|t| t.saturating_sub(head.temporal_lag) as i64)
-                .collect(),
-            name: idx.clone(),
-            ..Default::default()
-        });
-        let prev = format!("{prefix}/temporal/prev");
-        let delta = format!("{prefix}/temporal/delta");
-        let both = format!("{prefix}/temporal/concat");
-        nodes.push(NodeProto {
-            input: vec![current.clone(), idx],
-            output: vec![prev.clone()],
-            name: prev.clone(),
-            op_type: "Gather".into(),
-            attribute: vec![int_attribute("axis", 1)],
-        });
-        nodes.push(NodeProto {
-            input: vec![current.clone(), prev],
-            output: vec![delta.clone()],
-            name: delta.clone(),
-            op_type: "Sub".into(),
-            ..Default::default()
-        });
-        nodes.push(NodeProto {
-            input: vec![current.clone(), delta],
-            output: vec![both.clone()],
-            name: both.clone(),
-            op_type: "Concat".into(),
-            attribute: vec![int_attribute("axis", 2)],
-        });
-        current = both;
+        current = push_temporal(head, &prefix, current, &mut nodes, &mut inits);
     }
     for (i, layer) in head.layers.iter().enumerate() {
         let last = i + 1 == head.layers.len();
-        let w = format!("{prefix}/dense{i}/weight");
-        let b = format!("{prefix}/dense{i}/bias");
-        inits.push(TensorProto {
-            dims: vec![layer.inputs as i64, layer.outputs as i64],
-            data_type: FLOAT,
-            float_data: layer.weight.clone(),
-            name: w.clone(),
-            ..Default::default()
-        });
-        inits.push(TensorProto {
-            dims: vec![layer.outputs as i64],
-            data_type: FLOAT,
-            float_data: layer.bias.clone(),
-            name: b.clone(),
-            ..Default::default()
-        });
-        let mm = format!("{prefix}/dense{i}/matmul");
-        nodes.push(NodeProto {
-            input: vec![current.clone(), w],
-            output: vec![mm.clone()],
-            name: mm.clone(),
-            op_type: "MatMul".into(),
-            ..Default::default()
-        });
-        let sum = if last {
-            head.output.clone()
-        } else {
-            format!("{prefix}/dense{i}/add")
-        };
-        nodes.push(NodeProto {
-            input: vec![mm, b],
-            output: vec![sum.clone()],
-            name: format!("{prefix}/dense{i}/add"),
-            op_type: "Add".into(),
-            ..Default::default()
-        });
-        current = sum;
-        if !last {
-            let relu = format!("{prefix}/dense{i}/relu");
-            nodes.push(NodeProto {
-                input: vec![current.clone()],
-                output: vec![relu.clone()],
-                name: relu.clone(),
-                op_type: "Relu".into(),
-                ..Default::default()
-            });
-            current = relu;
-        }
+        current = push_dense(
+            head, &prefix, i, layer, last, current, &mut nodes, &mut inits,
+        );
     }
-    let output = ValueInfoProto {
-        name: head.output.clone(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor {
-                elem_type: FLOAT,
-                shape: Some(TensorShapeProto {
-                    dim: head
-                        .output_shape
-                        .iter()
-                        .enumerate()
-                        .map(|(i, d)| match d {
-                            Some(v) => Dimension {
-                                dim_value: Some(*v),
-                                dim_param: None,
-                            },
-                            None => Dimension {
-                                dim_value: None,
-                                dim_param: Some(format!("{}_dim{i}", head.output)),
-                            },
-                        })
-                        .collect(),
-                }),
-            }),
-        }),
-    };
     let mut out = Vec::new();
     for n in &nodes {
         put_len_field(&mut out, GRAPH_NODE, &n.encode_to_vec());
@@ -423,8 +319,144 @@ fn encode_head(head: &HeadGraph) -> Vec<u8> {
     for t in &inits {
         put_len_field(&mut out, GRAPH_INITIALIZER, &t.encode_to_vec());
     }
-    put_len_field(&mut out, GRAPH_OUTPUT, &output.encode_to_vec());
+    put_len_field(&mut out, GRAPH_OUTPUT, &output_info(head).encode_to_vec());
     out
+}
+
+/// [e_t, e_t − e_(t−lag)] by Gather/Sub/Concat; returns the name of the result.
+fn push_temporal(
+    head: &HeadGraph,
+    prefix: &str,
+    current: String,
+    nodes: &mut Vec<NodeProto>,
+    inits: &mut Vec<TensorProto>,
+) -> String {
+    let idx = format!("{prefix}/temporal/prev_index");
+    inits.push(TensorProto {
+        dims: vec![head.frames as i64],
+        data_type: INT64,
+        int64_data: (0..head.frames)
+            .map(|t| t.saturating_sub(head.temporal_lag) as i64)
+            .collect(),
+        name: idx.clone(),
+        ..Default::default()
+    });
+    let prev = format!("{prefix}/temporal/prev");
+    let delta = format!("{prefix}/temporal/delta");
+    let both = format!("{prefix}/temporal/concat");
+    nodes.push(NodeProto {
+        input: vec![current.clone(), idx],
+        output: vec![prev.clone()],
+        name: prev.clone(),
+        op_type: "Gather".into(),
+        attribute: vec![int_attribute("axis", 1)],
+    });
+    nodes.push(NodeProto {
+        input: vec![current.clone(), prev],
+        output: vec![delta.clone()],
+        name: delta.clone(),
+        op_type: "Sub".into(),
+        ..Default::default()
+    });
+    nodes.push(NodeProto {
+        input: vec![current, delta],
+        output: vec![both.clone()],
+        name: both.clone(),
+        op_type: "Concat".into(),
+        attribute: vec![int_attribute("axis", 2)],
+    });
+    both
+}
+
+/// Dense layer `i` (MatMul + Add, then Relu unless it is the last); returns the name of
+/// its output.
+#[allow(clippy::too_many_arguments)]
+fn push_dense(
+    head: &HeadGraph,
+    prefix: &str,
+    i: usize,
+    layer: &DenseLayer,
+    last: bool,
+    current: String,
+    nodes: &mut Vec<NodeProto>,
+    inits: &mut Vec<TensorProto>,
+) -> String {
+    let w = format!("{prefix}/dense{i}/weight");
+    let b = format!("{prefix}/dense{i}/bias");
+    inits.push(TensorProto {
+        dims: vec![layer.inputs as i64, layer.outputs as i64],
+        data_type: FLOAT,
+        float_data: layer.weight.clone(),
+        name: w.clone(),
+        ..Default::default()
+    });
+    inits.push(TensorProto {
+        dims: vec![layer.outputs as i64],
+        data_type: FLOAT,
+        float_data: layer.bias.clone(),
+        name: b.clone(),
+        ..Default::default()
+    });
+    let mm = format!("{prefix}/dense{i}/matmul");
+    nodes.push(NodeProto {
+        input: vec![current, w],
+        output: vec![mm.clone()],
+        name: mm.clone(),
+        op_type: "MatMul".into(),
+        ..Default::default()
+    });
+    let sum = if last {
+        head.output.clone()
+    } else {
+        format!("{prefix}/dense{i}/add")
+    };
+    nodes.push(NodeProto {
+        input: vec![mm, b],
+        output: vec![sum.clone()],
+        name: format!("{prefix}/dense{i}/add"),
+        op_type: "Add".into(),
+        ..Default::default()
+    });
+    if last {
+        return sum;
+    }
+    let relu = format!("{prefix}/dense{i}/relu");
+    nodes.push(NodeProto {
+        input: vec![sum],
+        output: vec![relu.clone()],
+        name: relu.clone(),
+        op_type: "Relu".into(),
+        ..Default::default()
+    });
+    relu
+}
+
+/// The declaration of the head's output (float, the given shape; unknown dims named).
+fn output_info(head: &HeadGraph) -> ValueInfoProto {
+    let dim = head
+        .output_shape
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match d {
+            Some(v) => Dimension {
+                dim_value: Some(*v),
+                dim_param: None,
+            },
+            None => Dimension {
+                dim_value: None,
+                dim_param: Some(format!("{}_dim{i}", head.output)),
+            },
+        })
+        .collect();
+    ValueInfoProto {
+        name: head.output.clone(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+    }
 }
 
 #[cfg(test)]
