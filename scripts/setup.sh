@@ -60,6 +60,12 @@ fi
 
 # 3. Rust toolchain check and the release build.
 command -v cargo >/dev/null || die "cargo not found; hint: install Rust (rustup) >= 1.92 and re-run"
+# scripts/test.sh runs `cargo fmt --check` and `cargo clippy`; a minimal rustup profile lacks them.
+if ! (cargo fmt --version && cargo clippy --version) >/dev/null 2>&1; then
+  command -v rustup >/dev/null || die "cargo fmt/clippy not found; hint: install the rustfmt and clippy components"
+  say "installing rustfmt and clippy (rustup component add)"
+  rustup component add rustfmt clippy
+fi
 if [[ "${SETUP_SKIP_BUILD:-0}" != 1 ]]; then
   say "building framegpt (cargo build --release --locked)"
   (cd "$ROOT" && cargo build --release --locked --quiet)

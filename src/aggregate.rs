@@ -11,10 +11,10 @@ use anyhow::Result;
 use crate::decode::DecodeSummary;
 use crate::discover::InputFile;
 use crate::model::ModelContract;
+use crate::npy::NpyStream;
 use crate::rows::{self, ClipRow, FrameRow, ScenesFormat, Status};
 use crate::score::FrameMeta;
 use crate::shots::{DetectorConfig, FrameDecision, FrameSignal, Shot, ShotDetector};
-use crate::npy::NpyStream;
 use crate::write::{self, CsvStream};
 
 /// What the per-file outputs are and where they go.
@@ -99,7 +99,11 @@ pub struct FileOutput {
 
 impl FileOutput {
     /// Opens frames.csv (and embeddings.npy) under temporary names.
-    pub fn create(config: &OutputConfig, input: &InputFile, contract: &ModelContract) -> Result<Self> {
+    pub fn create(
+        config: &OutputConfig,
+        input: &InputFile,
+        contract: &ModelContract,
+    ) -> Result<Self> {
         let dir = config.output_dir.join(&input.rel);
         let frames = CsvStream::create(&dir.join("frames.csv"), &rows::FRAMES_HEADER)?;
         let npy = if config.embeddings {
@@ -264,7 +268,11 @@ impl FileOutput {
         let error = summary.error.as_ref().map(ToString::to_string);
         ClipRow {
             video: self.video.clone(),
-            status: if error.is_some() { Status::Error } else { Status::Ok },
+            status: if error.is_some() {
+                Status::Error
+            } else {
+                Status::Ok
+            },
             error,
             duration_s: summary.info.duration_s.or(Some(summary.end_seconds)),
             frames_decoded: summary.frames_decoded,

@@ -85,7 +85,10 @@ mod tests {
     fn errors_that_stop_a_run_exit_2() {
         let write_failed = anyhow::anyhow!("failed to write `clips.csv`");
         assert_eq!(report(Err(write_failed)), ExitCode::UsageError);
-        assert_eq!(report(Err(UsageError::msg("bad").into())), ExitCode::UsageError);
+        assert_eq!(
+            report(Err(UsageError::msg("bad").into())),
+            ExitCode::UsageError
+        );
         assert_eq!(
             report(Ok(ExitCode::SomeInputsFailed)).code(),
             1,

@@ -97,7 +97,10 @@ mod tests {
         w.row(&[4.0, 5.0, -6.5]).unwrap();
         assert!(!path.exists(), "nothing under the final name before finish");
         w.finish().unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), (HEADER_LEN + 6 * 4) as u64);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (HEADER_LEN + 6 * 4) as u64
+        );
         let a = read_f32_2d(&path).unwrap();
         assert_eq!(a, ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, -6.5]]);
     }

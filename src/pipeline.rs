@@ -353,9 +353,10 @@ impl<'s, 'a> Writer<'s, 'a> {
         for msg in scored.iter() {
             let file = self.receive(msg);
             // Finalize a file once its end and all its batches are in.
-            let complete = self.done.get(&file).is_some_and(|d| {
-                self.received.get(&file).copied().unwrap_or(0) == d.batches
-            });
+            let complete = self
+                .done
+                .get(&file)
+                .is_some_and(|d| self.received.get(&file).copied().unwrap_or(0) == d.batches);
             if complete {
                 self.finalize(file);
             }

@@ -348,7 +348,21 @@ mod tests {
         let clip = ClipRow::failed("x.mp4".into(), "cannot open".into());
         assert_eq!(
             clip.to_record(),
-            ["x.mp4", "error", "cannot open", "", "0", "0", "0", "0", "", "", "", "", "0.000"]
+            [
+                "x.mp4",
+                "error",
+                "cannot open",
+                "",
+                "0",
+                "0",
+                "0",
+                "0",
+                "",
+                "",
+                "",
+                "",
+                "0.000"
+            ]
         );
     }
 
@@ -359,7 +373,11 @@ mod tests {
         assert_eq!(first, "Timecode List:,00:00:02.000");
         assert_eq!(
             to_record(&rows[1])[..3],
-            ["2".to_string(), "51".to_string(), "00:00:02.000".to_string()]
+            [
+                "2".to_string(),
+                "51".to_string(),
+                "00:00:02.000".to_string()
+            ]
         );
         assert_eq!(to_record(&rows[1])[7], "50");
     }

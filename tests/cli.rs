@@ -22,7 +22,7 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn framegpt() -> Command {
-    let mut cmd = Command::cargo_bin("framegpt").expect("binary built");
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("framegpt");
     cmd.env_remove("FRAMEGPT_MODEL")
         .env_remove("RUST_LOG")
         .arg("--no-progress");
@@ -772,13 +772,14 @@ fn a_rerun_skips_what_matches_and_redoes_what_changed() {
 }
 
 /// Starts `analyze` and signals it after `delay`.
+#[allow(unsafe_code)] // libc::kill
 fn analyze_and_signal(
     inputs: &Path,
     out: &Path,
     signal: i32,
     delay: std::time::Duration,
 ) -> std::process::Output {
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("framegpt"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("framegpt"))
         .arg("--no-progress")
         .arg("analyze")
         .arg(inputs)

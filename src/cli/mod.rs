@@ -185,14 +185,17 @@ mod tests {
 
     #[test]
     fn device_is_parsed_by_clap() {
-        let cli = Cli::try_parse_from(["framegpt", "analyze", "x.mp4", "-o", "o", "--device", "cuda:1"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "framegpt", "analyze", "x.mp4", "-o", "o", "--device", "cuda:1",
+        ])
+        .unwrap();
         let Command::Analyze(a) = cli.command else {
             panic!("analyze")
         };
         assert_eq!(a.model.device, Device::Cuda(1));
-        let err = Cli::try_parse_from(["framegpt", "analyze", "x.mp4", "-o", "o", "--device", "gpu"])
-            .unwrap_err();
+        let err =
+            Cli::try_parse_from(["framegpt", "analyze", "x.mp4", "-o", "o", "--device", "gpu"])
+                .unwrap_err();
         assert!(err.to_string().contains("invalid device `gpu`"), "{err}");
     }
 }

@@ -67,7 +67,9 @@ impl AnalyzeSettings {
         }
         .filter(|s| s.count > 1);
         let output_dir = match shard {
-            Some(s) => args.output.join(format!("shard-{}-of-{}", s.index, s.count)),
+            Some(s) => args
+                .output
+                .join(format!("shard-{}-of-{}", s.index, s.count)),
             None => args.output.clone(),
         };
         Ok(AnalyzeSettings {

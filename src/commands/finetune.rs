@@ -125,9 +125,7 @@ fn validate(args: &FinetuneArgs) -> Result<(), UsageError> {
     let lr_ok = args.lr.is_finite() && args.lr > 0.0;
     let wd_ok = args.weight_decay.is_finite() && args.weight_decay >= 0.0;
     if !(lr_ok && wd_ok) {
-        return Err(UsageError::msg(
-            "--lr must be > 0 and --weight-decay >= 0",
-        ));
+        return Err(UsageError::msg("--lr must be > 0 and --weight-decay >= 0"));
     }
     if let Some(f) = args.fps {
         if !(f.is_finite() && f > 0.0) {
@@ -195,14 +193,27 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
     };
     let (extracted, skip_frames) = extract_features(&settings, backbone.as_ref(), &data)?;
     drop_unusable(&mut data, &extracted, skip_frames)?;
-    let rows = split_rows(&settings, &data.train, data.test.as_ref(), &extracted, skip_frames);
+    let rows = split_rows(
+        &settings,
+        &data.train,
+        data.test.as_ref(),
+        &extracted,
+        skip_frames,
+    );
     if rows.train.y.is_empty() {
         return Err(usage(anyhow::anyhow!(
             "no training frames: every training clip was left out (see the warnings above)"
         )));
     }
     let (standardizer, trained, train_s) = fit(&settings, &data.train, &rows);
-    let (report, evals, summary) = evaluate_all(&settings, &data.train, &rows, &standardizer, &trained, train_s);
+    let (report, evals, summary) = evaluate_all(
+        &settings,
+        &data.train,
+        &rows,
+        &standardizer,
+        &trained,
+        train_s,
+    );
     settings.say(report.trim_end());
     let report_path = report_dir(&settings.output);
     write_report(&report_path, &trained, &report, &evals, &summary)
@@ -215,10 +226,31 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     };
     let layers = trained.head.folded(&standardizer);
-    let provenance = provenance(&settings, &backbone, &data, &rows, &trained, skip_frames, summary);
+    let provenance = provenance(
+        &settings,
+        &backbone,
+        &data,
+        &rows,
+        &trained,
+        skip_frames,
+        summary,
+    );
     let output = &settings.output;
-    export(&backbone, &layers, settings.temporal_lag, &data.train.labels, &provenance, output)?;
-    let diff = self_check(output, &layers, settings.temporal_lag, &backbone.contract, settings.threads)?;
+    export(
+        &backbone,
+        &layers,
+        settings.temporal_lag,
+        &data.train.labels,
+        &provenance,
+        output,
+    )?;
+    let diff = self_check(
+        output,
+        &layers,
+        settings.temporal_lag,
+        &backbone.contract,
+        settings.threads,
+    )?;
     settings.say(&format!(
         "wrote `{}` ({} labels; ONNX Runtime logits match the Rust head within {diff:.1e}); report: `{}`; {:.1} s in all",
         output.display(),
@@ -372,7 +404,8 @@ fn split_rows(
         tracing::warn!("no class has 2 source files, so there is no validation split: training runs all epochs and keeps the last weights");
     }
     let lag = settings.temporal_lag;
-    let gather = |set: &Dataset, idx: &[usize]| train::gather(set, idx, extracted, skip_frames, lag).0;
+    let gather =
+        |set: &Dataset, idx: &[usize]| train::gather(set, idx, extracted, skip_frames, lag).0;
     SplitRows {
         train_clips: train_idx.len(),
         val_clips: val_idx.len(),
@@ -383,7 +416,11 @@ fn split_rows(
 }
 
 /// Standardizes the features and trains the head; returns the seconds training took.
-fn fit(settings: &FinetuneSettings, dataset: &Dataset, rows: &SplitRows) -> (Standardizer, Trained, f64) {
+fn fit(
+    settings: &FinetuneSettings,
+    dataset: &Dataset,
+    rows: &SplitRows,
+) -> (Standardizer, Trained, f64) {
     let standardizer = Standardizer::fit(rows.train.x.view());
     let xs_train = standardizer.apply(rows.train.x.view());
     let xs_val = standardizer.apply(rows.val.x.view());
@@ -429,7 +466,11 @@ fn evaluate_all(
     standardizer: &Standardizer,
     trained: &Trained,
     train_s: f64,
-) -> (String, Vec<Evaluation>, serde_json::Map<String, serde_json::Value>) {
+) -> (
+    String,
+    Vec<Evaluation>,
+    serde_json::Map<String, serde_json::Value>,
+) {
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -445,7 +486,10 @@ fn evaluate_all(
     );
     let mut summary = serde_json::Map::new();
     let mut evals: Vec<Evaluation> = Vec::new();
-    for (name, set) in [("validation", Some(&rows.val)), ("test", rows.test.as_ref())] {
+    for (name, set) in [
+        ("validation", Some(&rows.val)),
+        ("test", rows.test.as_ref()),
+    ] {
         let Some(set) = set.filter(|r| !r.y.is_empty()) else {
             continue;
         };
@@ -639,7 +683,8 @@ fn export(
     ]);
     let bytes = onnx_graph::attach_head(&backbone.bytes, &head, &metadata)
         .with_context(|| format!("failed to attach the head to `{}`", backbone.path.display()))?;
-    write::write_atomic(output, &bytes).with_context(|| format!("failed to write `{}`", output.display()))
+    write::write_atomic(output, &bytes)
+        .with_context(|| format!("failed to write `{}`", output.display()))
 }
 
 /// The Rust head on a batch of windows of embeddings [B, T, D], as the exported graph

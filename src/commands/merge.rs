@@ -81,8 +81,7 @@ pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     }
     // clips.csv rows: inputs in path order, then the inputs that matched nothing (recorded
     // by shard 0 only, in its clips.csv but not in its manifest).
-    let mut records: Vec<Vec<String>> =
-        entries.iter().map(|(_, _, rec)| rec.row.clone()).collect();
+    let mut records: Vec<Vec<String>> = entries.iter().map(|(_, _, rec)| rec.row.clone()).collect();
     let first = shards
         .iter()
         .find(|(_, m)| m.shard.is_none_or(|s| s.index == 0))

@@ -115,11 +115,7 @@ fn decode_window(
 }
 
 /// One window through [`model::run_windows`]: step k predicts frame k + 1.
-fn predict(
-    model: &mut Model,
-    p: &Patchifier,
-    frames: Vec<(f64, Vec<u8>)>,
-) -> Result<Prediction> {
+fn predict(model: &mut Model, p: &Patchifier, frames: Vec<(f64, Vec<u8>)>) -> Result<Prediction> {
     let t = model.contract().context_frames;
     let patches: Vec<Vec<f32>> = frames.iter().map(|(_, rgb)| p.patchify(rgb)).collect();
     let meta = |k: usize| FrameMeta {

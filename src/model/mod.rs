@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array3, Array4, ArrayView4};
 use ort::ep::{self, ExecutionProvider};
-use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 
 pub use batch::{run_windows, BatchScores, StepScore};
@@ -128,14 +129,15 @@ impl Model {
             cause,
         };
         let threads = options.threads.max(1);
-        let mut builder = Session::builder(env)
-            .map_err(|e| open_err(e.to_string()))?
+        let err = |e: ort::Error<SessionBuilder>| open_err(e.to_string());
+        let builder = Session::builder(env).map_err(|e| open_err(e.to_string()))?;
+        let builder = builder
             .with_optimization_level(GraphOptimizationLevel::All)
-            .and_then(|b| b.with_intra_threads(threads))
-            .and_then(|b| b.with_inter_threads(1))
-            .and_then(|b| b.with_intra_op_spinning(false))
-            .and_then(|b| b.with_inter_op_spinning(false))
-            .map_err(|e| open_err(e.to_string()))?;
+            .map_err(err)?;
+        let builder = builder.with_intra_threads(threads).map_err(err)?;
+        let builder = builder.with_inter_threads(1).map_err(err)?;
+        let builder = builder.with_intra_op_spinning(false).map_err(err)?;
+        let mut builder = builder.with_inter_op_spinning(false).map_err(err)?;
         let device_used = match options.device {
             Device::Cpu => Device::Cpu,
             Device::Cuda(id) => {

@@ -23,8 +23,8 @@ use crate::discover::InputFile;
 use crate::model::Model;
 use crate::pipeline::{self, PipelineConfig};
 use crate::progress::Progress;
-use crate::sample::{SampleSpec, Sampler};
 use crate::rows::ScenesFormat;
+use crate::sample::{SampleSpec, Sampler};
 use crate::shots::DetectorConfig;
 use crate::threads::ThreadBudget;
 
