@@ -60,6 +60,17 @@ struct Prediction {
     frame_errors: Vec<f32>,
 }
 
+impl Prediction {
+    /// The top of the heatmap's colour scale: the largest per-patch error of the window.
+    fn max_patch_error(&self) -> f32 {
+        self.patch_errors
+            .iter()
+            .flatten()
+            .copied()
+            .fold(1e-6f32, f32::max)
+    }
+}
+
 pub fn run(args: &PredictArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let settings = PredictSettings::from_args(args, global)?;
     let mut model = Model::load(
@@ -159,12 +170,7 @@ fn predict(model: &mut Model, p: &Patchifier, frames: Vec<(f64, Vec<u8>)>) -> Re
 /// The three rows of tiles: actual frames, predictions, per-patch surprise.
 fn render(prediction: &Prediction, p: &Patchifier, z: usize) -> (usize, usize, Vec<u8>) {
     let (w, h) = (p.frame_width, p.frame_height);
-    let max_err = prediction
-        .patch_errors
-        .iter()
-        .flatten()
-        .copied()
-        .fold(1e-6f32, f32::max);
+    let max_err = prediction.max_patch_error();
     let tile_w = w * z + GAP;
     let width = prediction.frames.len() * tile_w + GAP;
     let height = 3 * (h * z + GAP) + GAP;
@@ -209,12 +215,7 @@ fn heatmap(errors: &[f32], max_err: f32, p: &Patchifier) -> Vec<u8> {
 }
 
 fn print_table(prediction: &Prediction, output: &Path) {
-    let max_err = prediction
-        .patch_errors
-        .iter()
-        .flatten()
-        .copied()
-        .fold(1e-6f32, f32::max);
+    let max_err = prediction.max_patch_error();
     eprintln!("frame  time_s   surprise (mean squared prediction error, normalized pixels)");
     for (k, (pts, _)) in prediction.frames.iter().enumerate() {
         let s = match k {
