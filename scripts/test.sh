@@ -6,6 +6,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/scripts/setup.sh"
+eval "$("$ROOT/scripts/test-deps.sh")"
 cd "$ROOT"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

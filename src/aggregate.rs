@@ -24,7 +24,8 @@ pub struct OutputConfig {
     pub output_dir: PathBuf,
     /// Write embeddings.npy.
     pub embeddings: bool,
-    pub scenes_format: ScenesFormat,
+    /// Shot lists besides shots.csv (sorted, no duplicates, never `Framegpt`).
+    pub scenes_format: Vec<ScenesFormat>,
     pub detector: DetectorConfig,
 }
 
@@ -35,9 +36,11 @@ impl OutputConfig {
         if self.embeddings {
             f.push("embeddings.npy");
         }
-        if self.scenes_format == ScenesFormat::Pyscenedetect {
-            f.push("scenes.csv");
-        }
+        f.extend(
+            self.scenes_format
+                .iter()
+                .filter_map(|&s| crate::export::file_name(s)),
+        );
         f
     }
 }
@@ -82,6 +85,8 @@ impl SurpriseStats {
 pub struct FileOutput {
     video: String,
     dir: PathBuf,
+    /// The input file (the OpenTimelineIO export references it).
+    source: PathBuf,
     labels: Option<Vec<String>>,
     frames: CsvStream,
     npy: Option<NpyStream>,
@@ -117,6 +122,7 @@ impl FileOutput {
         Ok(FileOutput {
             video: input.rel.to_string_lossy().to_string(),
             dir,
+            source: input.path.clone(),
             labels: contract.labels.clone(),
             frames,
             npy,
@@ -242,9 +248,17 @@ impl FileOutput {
             &rows::SHOTS_HEADER,
             &rows::shot_rows(&self.video, &self.shots, self.labels.as_deref()),
         )?;
-        if config.scenes_format == ScenesFormat::Pyscenedetect {
+        if config.scenes_format.contains(&ScenesFormat::Pyscenedetect) {
             write::write_pyscenedetect(&self.dir.join("scenes.csv"), &self.shots)?;
         }
+        crate::export::write_scene_files(
+            &self.dir,
+            &config.scenes_format,
+            &self.video,
+            &self.source,
+            &crate::export::spans(&self.shots),
+            summary.info.fps,
+        )?;
         let row = self.clip_row(summary);
         self.frames.finish()?;
         if let Some(npy) = self.npy {

@@ -6,13 +6,21 @@ use serde::{Serialize, Serializer};
 
 use crate::shots::{Shot, Transition};
 
-/// Which shot lists are written per video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which shot lists are written per video (a run asks for a set of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ScenesFormat {
     /// shots.csv only.
     Framegpt,
     /// shots.csv and PySceneDetect's scenes.csv.
     Pyscenedetect,
+    /// scenes.edl: CMX3600 ([`crate::export`]).
+    Edl,
+    /// scenes.otio: OpenTimelineIO JSON.
+    Otio,
+    /// chapters.txt: FFmpeg ffmetadata chapters.
+    Chapters,
+    /// chapters.vtt: WebVTT chapters.
+    Vtt,
 }
 
 pub const FRAMES_HEADER: [&str; 9] = [

@@ -52,6 +52,11 @@ impl AtomicFile {
         &self.path
     }
 
+    /// The temporary file's path, for a program that writes the file itself (ffmpeg).
+    pub fn temp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
     /// Flushes and syncs the data to disk, then renames into place. Any failure (a full
     /// disk shows up at flush or sync) is an error naming the final path, and the final
     /// name is left untouched.
@@ -75,6 +80,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .write_all(bytes)
         .with_context(|| format!("failed to write `{}`", path.display()))?;
     f.commit()
+}
+
+/// Writes an 8-bit RGB image as a PNG, atomically.
+pub fn write_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<()> {
+    let mut png_bytes = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header()?;
+        writer.write_image_data(rgb)?;
+        writer.finish()?;
+    }
+    write_atomic(path, &png_bytes)
 }
 
 /// Removes temporary files an earlier run left behind when it was killed (SIGKILL, power

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "cli/finetune.rs"]
 mod finetune;
+#[path = "cli/report.rs"]
+mod report;
 
 use assert_cmd::Command;
 use tempfile::TempDir;

@@ -41,9 +41,14 @@ pub struct AnalyzeArgs {
     /// Write per-frame embeddings (`embeddings.npy` per video, rows aligned with frames.csv).
     #[arg(long, value_enum, default_value_t = EmbeddingsFormat::None)]
     pub embeddings: EmbeddingsFormat,
-    /// Format of the per-video shot list.
-    #[arg(long, value_enum, default_value_t = ScenesFormatArg::Framegpt)]
-    pub scenes_format: ScenesFormatArg,
+    /// Formats of the per-video shot list, comma-separated (shots.csv is always written):
+    /// e.g. `--scenes-format edl,otio,vtt`.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "framegpt")]
+    pub scenes_format: Vec<ScenesFormatArg>,
+    /// Also write `OUT/report.html`: surprise curves, shot boundaries, thumbnails, labels
+    /// (the same as `framegpt report OUT` afterwards).
+    #[arg(long)]
+    pub report: bool,
     /// Files decoded at once.
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -76,4 +81,12 @@ pub enum ScenesFormatArg {
     Framegpt,
     /// Also write scenes.csv in PySceneDetect's scene-list format.
     Pyscenedetect,
+    /// Also write scenes.edl: CMX3600, one event per shot, frame-exact timecodes.
+    Edl,
+    /// Also write scenes.otio: an OpenTimelineIO timeline, one clip per shot.
+    Otio,
+    /// Also write chapters.txt: FFmpeg ffmetadata chapters (`-map_metadata`).
+    Chapters,
+    /// Also write chapters.vtt: WebVTT chapters.
+    Vtt,
 }

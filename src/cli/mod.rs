@@ -6,9 +6,11 @@
 mod analyze;
 mod bench;
 mod finetune;
+mod generate;
 mod inspect;
 mod merge;
 mod predict;
+mod report;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -18,9 +20,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use analyze::{AnalyzeArgs, EmbeddingsFormat, ScenesFormatArg};
 pub use bench::{BenchArgs, Stage};
 pub use finetune::{FeaturesArg, FinetuneArgs, GroupByArg, HeadArg};
+pub use generate::GenerateArgs;
 pub use inspect::InspectArgs;
 pub use merge::MergeArgs;
 pub use predict::PredictArgs;
+pub use report::ReportArgs;
 
 use crate::commands;
 use crate::exit::{self, ExitCode, UsageError};
@@ -115,6 +119,10 @@ pub enum Command {
     Predict(PredictArgs),
     /// Train a classification head on labelled clips and write backbone + head as one ONNX file.
     Finetune(FinetuneArgs),
+    /// Write an HTML report (curves, boundaries, thumbnails) from an existing output folder.
+    Report(ReportArgs),
+    /// Roll the model out: generate N future frames from the context at a time, as PNG/GIF/MP4.
+    Generate(GenerateArgs),
     /// Measure one pipeline stage alone (decode or infer), for scripts/bench.sh.
     #[command(hide = true)]
     Bench(BenchArgs),
@@ -142,6 +150,8 @@ pub fn main() -> std::process::ExitCode {
         Command::Merge(args) => commands::merge::run(args, global),
         Command::Predict(args) => commands::predict::run(args, global),
         Command::Finetune(args) => commands::finetune::run(args, global),
+        Command::Report(args) => commands::report::run(args, global),
+        Command::Generate(args) => commands::generate::run(args, global),
         Command::Bench(args) => commands::bench::run(args, global),
     };
     exit::report(result).into()

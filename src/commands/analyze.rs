@@ -41,7 +41,10 @@ pub struct AnalyzeSettings {
     pub window_stride: Option<usize>,
     pub threads: ThreadBudget,
     pub embeddings: bool,
-    pub scenes_format: ScenesFormat,
+    /// Shot lists besides shots.csv, sorted, without duplicates.
+    pub scenes_format: Vec<ScenesFormat>,
+    /// Write report.html after the run.
+    pub report: bool,
     pub detector: DetectorConfig,
     pub progress: bool,
     pub quiet: bool,
@@ -83,10 +86,8 @@ impl AnalyzeSettings {
             window_stride: args.window_stride,
             threads: ThreadBudget::new(global.total_threads(), args.jobs),
             embeddings: args.embeddings == EmbeddingsFormat::Npy,
-            scenes_format: match args.scenes_format {
-                ScenesFormatArg::Framegpt => ScenesFormat::Framegpt,
-                ScenesFormatArg::Pyscenedetect => ScenesFormat::Pyscenedetect,
-            },
+            scenes_format: scenes_formats(&args.scenes_format),
+            report: args.report,
             detector: detector_config()?,
             progress: global.progress(),
             quiet: global.quiet,
@@ -108,11 +109,28 @@ impl AnalyzeSettings {
             output: OutputConfig {
                 output_dir: self.output_dir.clone(),
                 embeddings: self.embeddings,
-                scenes_format: self.scenes_format,
+                scenes_format: self.scenes_format.clone(),
                 detector: self.detector.clone(),
             },
         }
     }
+}
+
+fn scenes_formats(args: &[ScenesFormatArg]) -> Vec<ScenesFormat> {
+    let mut f: Vec<ScenesFormat> = args
+        .iter()
+        .filter_map(|a| match a {
+            ScenesFormatArg::Framegpt => None,
+            ScenesFormatArg::Pyscenedetect => Some(ScenesFormat::Pyscenedetect),
+            ScenesFormatArg::Edl => Some(ScenesFormat::Edl),
+            ScenesFormatArg::Otio => Some(ScenesFormat::Otio),
+            ScenesFormatArg::Chapters => Some(ScenesFormat::Chapters),
+            ScenesFormatArg::Vtt => Some(ScenesFormat::Vtt),
+        })
+        .collect();
+    f.sort();
+    f.dedup();
+    f
 }
 
 fn sample_spec(args: &AnalyzeArgs) -> Result<SampleSpec, UsageError> {
@@ -202,6 +220,12 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let (clips_path, failed) = write_clips(&settings, &found, &manifest)?;
     manifest.complete = !report.interrupted && manifest.inputs.len() == manifest.assigned.len();
     manifest.save(&out_dir)?;
+    if settings.report {
+        let path = crate::report::write_report(&out_dir, settings.threads.total)?;
+        if !settings.quiet {
+            eprintln!("report: `{}`", path.display());
+        }
+    }
     if !settings.quiet {
         summarize(&report, to_run.len(), skipped, failed, started, &clips_path);
     }

@@ -3,6 +3,8 @@
 pub mod analyze;
 pub mod bench;
 pub mod finetune;
+pub mod generate;
 pub mod inspect;
 pub mod merge;
 pub mod predict;
+pub mod report;

@@ -85,7 +85,7 @@ pub fn run(args: &PredictArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let frames = decode_window(&settings, &model, &patchifier)?;
     let prediction = predict(&mut model, &patchifier, frames)?;
     let (width, height, canvas) = render(&prediction, &patchifier, settings.zoom);
-    write_png(&settings.output, width as u32, height as u32, &canvas)?;
+    crate::write::write_png(&settings.output, width as u32, height as u32, &canvas)?;
     print_table(&prediction, &settings.output);
     Ok(ExitCode::Success)
 }
@@ -238,17 +238,4 @@ fn heat_colour(v: f32) -> [u8; 3] {
     let g = (v * 3.0 - 1.0).clamp(0.0, 1.0);
     let b = (v * 3.0 - 2.0).clamp(0.0, 1.0);
     [(r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8]
-}
-
-fn write_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<()> {
-    let mut png_bytes = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header()?;
-        writer.write_image_data(rgb)?;
-        writer.finish()?;
-    }
-    crate::write::write_atomic(path, &png_bytes)
 }

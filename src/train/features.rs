@@ -23,7 +23,6 @@ use crate::discover::InputFile;
 use crate::model::Model;
 use crate::pipeline::{self, PipelineConfig};
 use crate::progress::Progress;
-use crate::rows::ScenesFormat;
 use crate::sample::{SampleSpec, Sampler};
 use crate::shots::DetectorConfig;
 use crate::threads::ThreadBudget;
@@ -139,7 +138,7 @@ pub fn extract_embeddings(
         output: OutputConfig {
             output_dir: job.cache_dir.to_path_buf(),
             embeddings: true,
-            scenes_format: ScenesFormat::Framegpt,
+            scenes_format: Vec::new(),
             detector: DetectorConfig::default(),
         },
     };
