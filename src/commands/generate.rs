@@ -20,7 +20,7 @@ use ndarray::Array4;
 use crate::cli::{GenerateArgs, GlobalArgs};
 use crate::decode::{self, DecodeOptions};
 use crate::exit::{ExitCode, UsageError};
-use crate::model::{Device, Model, SessionOptions};
+use crate::model::{Device, Model, ModelContract, SessionOptions};
 use crate::patchify::Patchifier;
 use crate::sample::{SampleSpec, Sampler};
 use crate::train::rng::SplitMix64;
@@ -104,35 +104,82 @@ impl GenerateSettings {
 
 pub fn run(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let settings = GenerateSettings::from_args(args, global)?;
-    let args = &settings;
-    let threads = settings.threads;
     let mut model = Model::load(
         &settings.model_path,
         SessionOptions {
             device: settings.device,
-            threads,
+            threads: settings.threads,
         },
     )
     .map_err(UsageError::from)?;
     let c = model.contract().clone();
     let p = Patchifier::new(&c);
     let t = c.context_frames;
-    let n = args.frames;
+    let n = settings.frames;
+    let frames = decode_frames(&settings, &c, t + n)?;
+    let patches: Vec<Vec<f32>> = frames.iter().map(|(_, rgb)| p.patchify(rgb)).collect();
+    let generated = rollout(
+        &mut model,
+        &p,
+        &patches[..t],
+        n,
+        settings.candidates,
+        settings.noise,
+        settings.seed,
+    )?;
+    print_error_table(&frames, &patches, t, &generated)?;
 
-    // The context and the real future, decoded in one pass.
+    let generated_rgb: Vec<Vec<Vec<u8>>> = generated
+        .iter()
+        .map(|r| r.iter().map(|f| p.unpatchify(f)).collect())
+        .collect();
+    let tiles = Tiles {
+        w: c.frame_width as usize,
+        h: c.frame_height as usize,
+        zoom: settings.zoom,
+    };
+    write_output(&settings, &tiles, &frames, t, &generated_rgb)?;
+    if !settings.quiet {
+        eprintln!(
+            "wrote `{}`: {t} context frames from {:.3} s, {n} generated frame{}{}",
+            settings.output.display(),
+            frames[0].0,
+            if n == 1 { "" } else { "s" },
+            if settings.candidates > 1 {
+                format!(" × {} candidates", settings.candidates)
+            } else {
+                String::new()
+            }
+        );
+        if frames.len() < t + n {
+            eprintln!(
+                "note: the video has only {} real frame(s) after the context: later steps have no error",
+                frames.len() - t
+            );
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+/// The context and the real future (up to `count` frames from `--at` on), in one pass.
+fn decode_frames(
+    settings: &GenerateSettings,
+    c: &ModelContract,
+    count: usize,
+) -> Result<Vec<(f64, Vec<u8>)>> {
     let mut sampler = Sampler::new(SampleSpec {
-        start_s: args.at_s,
-        max_frames: Some((t + n) as u64),
+        start_s: settings.at_s,
+        max_frames: Some(count as u64),
         ..Default::default()
     });
     let options = DecodeOptions {
         frame_width: c.frame_width,
         frame_height: c.frame_height,
-        threads,
+        threads: settings.threads,
     };
     let mut frames: Vec<(f64, Vec<u8>)> = Vec::new();
     decode::decode_file(
-        &args.video,
+        &settings.video,
         options,
         &mut sampler,
         &AtomicBool::new(false),
@@ -141,28 +188,27 @@ pub fn run(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
             true
         },
     )
-    .with_context(|| format!("failed to decode `{}`", args.video.display()))?;
+    .with_context(|| format!("failed to decode `{}`", settings.video.display()))?;
+    let t = c.context_frames;
     anyhow::ensure!(
         frames.len() >= t,
         "`{}` has {} frames from {} s on, the model needs {t} frames of context; hint: use an earlier --at",
-        args.video.display(),
+        settings.video.display(),
         frames.len(),
-        args.at_s
+        settings.at_s
     );
-    let patches: Vec<Vec<f32>> = frames.iter().map(|(_, rgb)| p.patchify(rgb)).collect();
+    Ok(frames)
+}
+
+/// The per-step error table, on stdout (it is the data): each generated frame against the
+/// real frame at that step, and the last context frame against the same real frame.
+fn print_error_table(
+    frames: &[(f64, Vec<u8>)],
+    patches: &[Vec<f32>],
+    t: usize,
+    generated: &[Vec<Vec<f32>>],
+) -> Result<()> {
     let real_future = &patches[t..];
-
-    let generated = rollout(
-        &mut model,
-        &p,
-        &patches[..t],
-        n,
-        args.candidates,
-        args.noise,
-        args.seed,
-    )?;
-
-    // Per-step error table (stdout: it is the data).
     let last_context = &patches[t - 1];
     let frame_dt = if frames.len() >= 2 {
         (frames[frames.len() - 1].0 - frames[0].0) / (frames.len() - 1) as f64
@@ -197,52 +243,32 @@ pub fn run(args: &GenerateArgs, global: &GlobalArgs) -> Result<ExitCode> {
         }
     }
     out.flush()?;
+    Ok(())
+}
 
+fn write_output(
+    settings: &GenerateSettings,
+    tiles: &Tiles,
+    frames: &[(f64, Vec<u8>)],
+    t: usize,
+    generated_rgb: &[Vec<Vec<u8>>],
+) -> Result<()> {
     let context_rgb: Vec<Vec<u8>> = frames[..t].iter().map(|(_, rgb)| rgb.clone()).collect();
-    let generated_rgb: Vec<Vec<Vec<u8>>> = generated
-        .iter()
-        .map(|r| r.iter().map(|f| p.unpatchify(f)).collect())
-        .collect();
     let real_rgb: Vec<Vec<u8>> = frames[t..].iter().map(|(_, rgb)| rgb.clone()).collect();
-    let tiles = Tiles {
-        w: c.frame_width as usize,
-        h: c.frame_height as usize,
-        zoom: args.zoom,
-    };
-    match args.kind {
+    match settings.kind {
         OutputKind::Png => {
-            let (w, h, rgb) = tiles.strip(&context_rgb, &generated_rgb, &real_rgb);
-            write::write_png(&args.output, w, h, &rgb)?;
+            let (w, h, rgb) = tiles.strip(&context_rgb, generated_rgb, &real_rgb);
+            write::write_png(&settings.output, w, h, &rgb)
         }
-        OutputKind::Gif | OutputKind::Mp4 => {
+        OutputKind::Gif => {
             let movie = tiles.movie(&context_rgb, &generated_rgb[0], &real_rgb);
-            if args.kind == OutputKind::Gif {
-                write_gif(&args.output, &movie, args.playback_fps)?;
-            } else {
-                write_mp4(&args.output, &movie, args.playback_fps)?;
-            }
+            write_gif(&settings.output, &movie, settings.playback_fps)
+        }
+        OutputKind::Mp4 => {
+            let movie = tiles.movie(&context_rgb, &generated_rgb[0], &real_rgb);
+            write_mp4(&settings.output, &movie, settings.playback_fps)
         }
     }
-    if !args.quiet {
-        eprintln!(
-            "wrote `{}`: {t} context frames from {:.3} s, {n} generated frame{}{}",
-            args.output.display(),
-            frames[0].0,
-            if n == 1 { "" } else { "s" },
-            if args.candidates > 1 {
-                format!(" × {} candidates", args.candidates)
-            } else {
-                String::new()
-            }
-        );
-        if real_future.len() < n {
-            eprintln!(
-                "note: the video has only {} real frame(s) after the context: later steps have no error",
-                real_future.len()
-            );
-        }
-    }
-    Ok(ExitCode::Success)
 }
 
 /// `steps` frames per candidate, each predicted from the T frames before it (the

@@ -308,6 +308,47 @@ fn chart(d: &VideoData) -> String {
         px1 - px0
     );
 
+    let g = Geometry {
+        scale,
+        dt,
+        last_t,
+        plot_bottom,
+        px0,
+        px1,
+    };
+    draw_gaps(&mut s, d, &g);
+    draw_surprise(&mut s, d, &g);
+    if d.has_boundary_prob {
+        draw_boundary_prob(&mut s, d, &g);
+    }
+    draw_boundaries(&mut s, d, &g);
+    draw_time_axis(&mut s, &g);
+    let mut lane_y = plot_bottom + AXIS_H;
+    if d.has_repeated {
+        draw_repeated_lane(&mut s, d, &g, lane_y);
+        lane_y += LANE_H + 4.0;
+    }
+    if has_labels {
+        draw_label_lane(&mut s, d, &g, lane_y);
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Where things go in a chart.
+struct Geometry {
+    scale: Scale,
+    /// The typical time between analyzed frames.
+    dt: f64,
+    /// The end of the last analyzed frame.
+    last_t: f64,
+    plot_bottom: f64,
+    px0: f64,
+    px1: f64,
+}
+
+fn draw_gaps(s: &mut String, d: &VideoData, g: &Geometry) {
+    let (frames, scale, dt, last_t) = (&d.frames, &g.scale, g.dt, g.last_t);
     // Gaps: stretches without analyzed frames (undecodable packets, truncated ends).
     let mut gaps: Vec<(f64, f64, String)> = Vec::new();
     for w in frames.windows(2) {
@@ -340,7 +381,10 @@ fn chart(d: &VideoData) -> String {
             esc(why)
         );
     }
+}
 
+fn draw_surprise(s: &mut String, d: &VideoData, g: &Geometry) {
+    let (frames, scale, plot_bottom, px0, px1) = (&d.frames, &g.scale, g.plot_bottom, g.px0, g.px1);
     // Surprise on a log scale.
     let values: Vec<f64> = frames
         .iter()
@@ -385,41 +429,45 @@ fn chart(d: &VideoData) -> String {
             MARGIN_T + PLOT_H / 2.0,
             MARGIN_T + PLOT_H / 2.0
         );
-        let points = downsample(frames, &scale, |f| f.surprise.filter(|v| *v > 0.0));
+        let points = downsample(frames, scale, |f| f.surprise.filter(|v| *v > 0.0));
         let path = polyline(&points, y);
         let _ = writeln!(
             s,
             "<path class=\"surprise\" d=\"{path}\" fill=\"none\" stroke=\"#222\" stroke-width=\"1.2\"/>"
         );
     }
+}
 
+fn draw_boundary_prob(s: &mut String, d: &VideoData, g: &Geometry) {
+    let (frames, scale, plot_bottom, px1) = (&d.frames, &g.scale, g.plot_bottom, g.px1);
     // Boundary probability (contract v2 models), linear 0..1 on the right axis.
-    if d.has_boundary_prob {
-        let y = |v: f64| plot_bottom - v.clamp(0.0, 1.0) * PLOT_H;
-        for v in [0.0, 0.5, 1.0] {
-            let _ = writeln!(
-                s,
-                "<text x=\"{}\" y=\"{:.1}\" fill=\"#2ca02c\">{v}</text>",
-                px1 + 4.0,
-                y(v) + 4.0
-            );
-        }
+    let y = |v: f64| plot_bottom - v.clamp(0.0, 1.0) * PLOT_H;
+    for v in [0.0, 0.5, 1.0] {
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{:.1}\" transform=\"rotate(90 {} {:.1})\" text-anchor=\"middle\" fill=\"#2ca02c\">boundary prob.</text>",
-            CHART_W - 10.0,
-            MARGIN_T + PLOT_H / 2.0,
-            CHART_W - 10.0,
-            MARGIN_T + PLOT_H / 2.0
-        );
-        let points = downsample(frames, &scale, |f| f.boundary_prob);
-        let _ = writeln!(
-            s,
-            "<path class=\"boundary-prob\" d=\"{}\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"1.2\" opacity=\"0.9\"/>",
-            polyline(&points, y)
+            "<text x=\"{}\" y=\"{:.1}\" fill=\"#2ca02c\">{v}</text>",
+            px1 + 4.0,
+            y(v) + 4.0
         );
     }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{:.1}\" transform=\"rotate(90 {} {:.1})\" text-anchor=\"middle\" fill=\"#2ca02c\">boundary prob.</text>",
+        CHART_W - 10.0,
+        MARGIN_T + PLOT_H / 2.0,
+        CHART_W - 10.0,
+        MARGIN_T + PLOT_H / 2.0
+    );
+    let points = downsample(frames, scale, |f| f.boundary_prob);
+    let _ = writeln!(
+        s,
+        "<path class=\"boundary-prob\" d=\"{}\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"1.2\" opacity=\"0.9\"/>",
+        polyline(&points, y)
+    );
+}
 
+fn draw_boundaries(s: &mut String, d: &VideoData, g: &Geometry) {
+    let (scale, plot_bottom) = (&g.scale, g.plot_bottom);
     // Shot boundaries, one marker each.
     for shot in d.shots.iter().skip(1) {
         let kind = shot.transition.as_deref().unwrap_or("cut");
@@ -442,7 +490,10 @@ fn chart(d: &VideoData) -> String {
             shot.shot + 1
         );
     }
+}
 
+fn draw_time_axis(s: &mut String, g: &Geometry) {
+    let (scale, plot_bottom) = (&g.scale, g.plot_bottom);
     // Time axis.
     let span = scale.t1 - scale.t0;
     let step = nice_step(span / 8.0);
@@ -459,70 +510,69 @@ fn chart(d: &VideoData) -> String {
         );
         t += step;
     }
+}
 
-    let mut lane_y = plot_bottom + AXIS_H;
-    if d.has_repeated {
+fn draw_repeated_lane(s: &mut String, d: &VideoData, g: &Geometry, lane_y: f64) {
+    let (frames, scale, dt, px0) = (&d.frames, &g.scale, g.dt, g.px0);
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">repeated</text>",
+        px0 - 4.0,
+        lane_y + 12.0
+    );
+    for (a, b) in runs(frames, |f| f.repeated == Some(1)) {
+        let (xa, xb) = (scale.x(frames[a].time_s), scale.x(frames[b].time_s + dt));
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">repeated</text>",
-            px0 - 4.0,
-            lane_y + 12.0
+            "<rect class=\"repeated\" x=\"{xa:.1}\" y=\"{lane_y:.1}\" width=\"{:.1}\" height=\"{LANE_H}\" fill=\"#f28e2b\">\
+             <title>repeated frame{}: {}–{} ({:.2}–{:.2} s)</title></rect>",
+            (xb - xa).max(1.5),
+            if a == b { "" } else { "s" },
+            frames[a].frame,
+            frames[b].frame,
+            frames[a].time_s,
+            frames[b].time_s
         );
-        for (a, b) in runs(frames, |f| f.repeated == Some(1)) {
-            let (xa, xb) = (scale.x(frames[a].time_s), scale.x(frames[b].time_s + dt));
+    }
+}
+
+fn draw_label_lane(s: &mut String, d: &VideoData, g: &Geometry, lane_y: f64) {
+    let (frames, scale, dt, px0) = (&d.frames, &g.scale, g.dt, g.px0);
+    let names = label_names(frames);
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">label</text>",
+        px0 - 4.0,
+        lane_y + 12.0
+    );
+    let mut a = 0;
+    while a < frames.len() {
+        let label = frames[a].label.clone().unwrap_or_default();
+        let mut b = a;
+        while b + 1 < frames.len() && frames[b + 1].label.clone().unwrap_or_default() == label {
+            b += 1;
+        }
+        if !label.is_empty() {
+            let conf: Vec<f64> = frames[a..=b].iter().filter_map(|f| f.confidence).collect();
+            let mean = conf.iter().sum::<f64>() / conf.len().max(1) as f64;
+            let k = names.iter().position(|n| *n == label).unwrap_or(0);
+            let end_t = frames
+                .get(b + 1)
+                .map_or(frames[b].time_s + dt, |f| f.time_s);
+            let (xa, xb) = (scale.x(frames[a].time_s), scale.x(end_t));
             let _ = writeln!(
                 s,
-                "<rect class=\"repeated\" x=\"{xa:.1}\" y=\"{lane_y:.1}\" width=\"{:.1}\" height=\"{LANE_H}\" fill=\"#f28e2b\">\
-                 <title>repeated frame{}: {}–{} ({:.2}–{:.2} s)</title></rect>",
-                (xb - xa).max(1.5),
-                if a == b { "" } else { "s" },
-                frames[a].frame,
-                frames[b].frame,
-                frames[a].time_s,
-                frames[b].time_s
+                "<rect class=\"label\" x=\"{xa:.1}\" y=\"{lane_y:.1}\" width=\"{:.1}\" height=\"{LANE_H}\" fill=\"{}\" opacity=\"{:.2}\">\
+                 <title>{} · mean confidence {mean:.2} · {:.2}–{end_t:.2} s</title></rect>",
+                (xb - xa).max(1.0),
+                PALETTE[k % PALETTE.len()],
+                0.25 + 0.75 * mean.clamp(0.0, 1.0),
+                esc(&label),
+                frames[a].time_s
             );
         }
-        lane_y += LANE_H + 4.0;
+        a = b + 1;
     }
-    if has_labels {
-        let names = label_names(frames);
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">label</text>",
-            px0 - 4.0,
-            lane_y + 12.0
-        );
-        let mut a = 0;
-        while a < frames.len() {
-            let label = frames[a].label.clone().unwrap_or_default();
-            let mut b = a;
-            while b + 1 < frames.len() && frames[b + 1].label.clone().unwrap_or_default() == label {
-                b += 1;
-            }
-            if !label.is_empty() {
-                let conf: Vec<f64> = frames[a..=b].iter().filter_map(|f| f.confidence).collect();
-                let mean = conf.iter().sum::<f64>() / conf.len().max(1) as f64;
-                let k = names.iter().position(|n| *n == label).unwrap_or(0);
-                let end_t = frames
-                    .get(b + 1)
-                    .map_or(frames[b].time_s + dt, |f| f.time_s);
-                let (xa, xb) = (scale.x(frames[a].time_s), scale.x(end_t));
-                let _ = writeln!(
-                    s,
-                    "<rect class=\"label\" x=\"{xa:.1}\" y=\"{lane_y:.1}\" width=\"{:.1}\" height=\"{LANE_H}\" fill=\"{}\" opacity=\"{:.2}\">\
-                     <title>{} · mean confidence {mean:.2} · {:.2}–{end_t:.2} s</title></rect>",
-                    (xb - xa).max(1.0),
-                    PALETTE[k % PALETTE.len()],
-                    0.25 + 0.75 * mean.clamp(0.0, 1.0),
-                    esc(&label),
-                    frames[a].time_s
-                );
-            }
-            a = b + 1;
-        }
-    }
-    s.push_str("</svg>\n");
-    s
 }
 
 fn legend(d: &VideoData) -> String {
