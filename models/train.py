@@ -410,7 +410,12 @@ def evaluate(model: nn.Module, wins: tuple[torch.Tensor, list[str]], batch: int 
 # --------------------------------------------------------------------------------------
 # Export + checks
 # --------------------------------------------------------------------------------------
-def export_onnx(model: FrameGPT, path: Path, metadata: dict[str, str]) -> None:
+def export_onnx(model: nn.Module, path: Path, metadata: dict[str, str], fold_constants: bool = False,
+                output_names: tuple[str, ...] = ("next_patches", "embeddings")) -> None:
+    """Exports with the TorchScript exporter. Without constant folding (the default) every
+    initializer keeps its PyTorch state_dict name (`temporal.1.attn.qkv.weight`, Linear weights
+    as [out, in] behind a Transpose that ONNX Runtime folds at load time), so the Rust side
+    (finetune, adapt) can find and rewrite weights by name."""
     import onnx
 
     model.eval()
@@ -418,10 +423,9 @@ def export_onnx(model: FrameGPT, path: Path, metadata: dict[str, str]) -> None:
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(
         model, (dummy,), str(tmp), dynamo=False, opset_version=OPSET,
-        input_names=["patches"], output_names=["next_patches", "embeddings"],
-        dynamic_axes={"patches": {0: "batch", 1: "time"}, "next_patches": {0: "batch", 1: "time"},
-                      "embeddings": {0: "batch", 1: "time"}},
-        do_constant_folding=True,
+        input_names=["patches"], output_names=list(output_names),
+        dynamic_axes={"patches": {0: "batch", 1: "time"}, **{n: {0: "batch", 1: "time"} for n in output_names}},
+        do_constant_folding=fold_constants,
     )
     m = onnx.load(str(tmp))
     tmp.unlink()
