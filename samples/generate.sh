@@ -31,6 +31,12 @@ ff -ss 2 -i "$SRC/cockatoo.mp4" -frames:v 1 -vf scale=320:180 -update 1 /tmp/fra
 ff -loop 1 -framerate 20 -i /tmp/framegpt-still.png -t 3 "${X264[@]}" "$S/generated/static.mp4"
 rm -f /tmp/framegpt-still.png
 
+# Low real frame rate: 3 distinct pictures per second of the hand-held cockatoo shot in a
+# 25 fps file (each picture repeated 8-9 times, as in footage converted from a low-rate
+# source). One shot: every new picture is a jump inside it, not a cut.
+ff -i "$SRC/cockatoo.mp4" -vf "trim=start=4:duration=5,setpts=PTS-STARTPTS,scale=320:180,fps=3,fps=25" \
+  "${X264[@]}" "$S/generated/lowfps.mp4"
+
 # Test fixtures: an audio-only file, and an AVI to truncate in the tests (MJPEG, index at the end).
 ff -f lavfi -i "sine=frequency=440:duration=1" -c:a aac -b:a 32k "$F/audio-only.m4a"
 ff -i "$SRC/cockatoo.mp4" -vf "trim=end_frame=40,scale=160:90" -c:v mjpeg -q:v 8 -an "$F/clip.avi"

@@ -14,7 +14,7 @@ use crate::model::ModelContract;
 use crate::npy::NpyStream;
 use crate::rows::{self, ClipRow, FrameRow, ScenesFormat, Status};
 use crate::score::FrameMeta;
-use crate::shots::{DetectorConfig, FrameDecision, FrameSignal, Shot, ShotDetector};
+use crate::shots::{BoundaryProbs, DetectorConfig, FrameDecision, FrameSignal, Shot, ShotDetector};
 use crate::write::{self, CsvStream};
 
 /// What the per-file outputs are and where they go.
@@ -56,10 +56,19 @@ pub struct StepResult {
     pub probs: Option<Vec<f32>>,
     /// Surprise of the next sampled frame, when there is one.
     pub next_surprise: Option<f32>,
+    /// Frames after this one that repeat its picture: they get rows of their own with this
+    /// frame's results (surprise 0, never a boundary, `repeated` = 1).
+    pub repeats: Vec<FrameMeta>,
 }
 
-/// A frame waiting for its shot decision: (frame, its surprise, its top label).
-type Waiting = (FrameMeta, Option<f32>, Option<(usize, f32)>);
+/// A frame waiting for its shot decision, with what its rows need.
+struct Waiting {
+    frame: FrameMeta,
+    surprise: Option<f32>,
+    label: Option<(usize, f32)>,
+    learned: Option<BoundaryProbs>,
+    repeats: Vec<FrameMeta>,
+}
 
 /// Surprise statistics of one video.
 #[derive(Debug, Default)]
@@ -91,10 +100,15 @@ pub struct FileOutput {
     frames: CsvStream,
     npy: Option<NpyStream>,
     detector: ShotDetector,
+    /// Contract v2: a frame's boundary probabilities may come from the next window, so
+    /// frames wait in `unscored` until theirs are in `boundary`.
+    learned: bool,
+    boundary: BTreeMap<u64, BoundaryProbs>,
+    unscored: VecDeque<StepResult>,
     waiting: VecDeque<Waiting>,
     carried_surprise: Option<f32>,
     next_seq: u64,
-    reorder: BTreeMap<u64, Vec<StepResult>>,
+    reorder: BTreeMap<u64, (Vec<StepResult>, Vec<(u64, BoundaryProbs)>)>,
     shots: Vec<Shot>,
     frames_written: u64,
     last_pts: f64,
@@ -127,6 +141,9 @@ impl FileOutput {
             frames,
             npy,
             detector: ShotDetector::new(config.detector.clone()),
+            learned: contract.boundary.is_some(),
+            boundary: BTreeMap::new(),
+            unscored: VecDeque::new(),
             waiting: VecDeque::new(),
             carried_surprise: None,
             next_seq: 0,
@@ -140,25 +157,45 @@ impl FileOutput {
     }
 
     /// Takes batch `seq` of this file; writes every batch that is now in order.
-    pub fn accept(&mut self, seq: u64, steps: Vec<StepResult>) -> Result<()> {
-        self.reorder.insert(seq, steps);
-        while let Some(steps) = self.reorder.remove(&self.next_seq) {
+    pub fn accept(
+        &mut self,
+        seq: u64,
+        steps: Vec<StepResult>,
+        boundary: Vec<(u64, BoundaryProbs)>,
+    ) -> Result<()> {
+        self.reorder.insert(seq, (steps, boundary));
+        while let Some((steps, boundary)) = self.reorder.remove(&self.next_seq) {
             self.next_seq += 1;
-            for step in steps {
-                self.step(step)?;
-            }
+            self.boundary.extend(boundary);
+            self.unscored.extend(steps);
+            self.score_ready(false)?;
         }
         Ok(())
     }
 
-    fn step(&mut self, s: StepResult) -> Result<()> {
+    /// Passes on the frames whose boundary probabilities are in (all of them at the end).
+    fn score_ready(&mut self, at_end: bool) -> Result<()> {
+        while let Some(front) = self.unscored.front() {
+            let learned = self.boundary.remove(&front.frame.position);
+            if self.learned && learned.is_none() && !at_end {
+                break;
+            }
+            let s = self.unscored.pop_front().expect("front exists");
+            self.step(s, learned)?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, s: StepResult, learned: Option<BoundaryProbs>) -> Result<()> {
         let surprise = self.carried_surprise.take();
         self.carried_surprise = s.next_surprise;
         if let Some(v) = surprise {
             self.surprise.add(v);
         }
         if let Some(npy) = &mut self.npy {
-            npy.row(&s.embedding)?;
+            for _ in 0..=s.repeats.len() {
+                npy.row(&s.embedding)?;
+            }
         }
         let label = s.probs.as_ref().and_then(|p| {
             p.iter()
@@ -169,22 +206,30 @@ impl FileOutput {
         if let Some((k, _)) = label {
             self.label_counts[k] += 1;
         }
-        self.waiting.push_back((s.frame, surprise, label));
+        self.waiting.push_back(Waiting {
+            frame: s.frame,
+            surprise,
+            label,
+            learned,
+            repeats: s.repeats,
+        });
         let decisions = self.detector.push(FrameSignal {
             surprise,
             thumb: s.thumb,
             luma: s.luma,
+            learned,
         });
         self.write_decided(decisions)
     }
 
     fn write_decided(&mut self, decisions: Vec<FrameDecision>) -> Result<()> {
         for d in decisions {
-            let (meta, surprise, label) = self
+            let w = self
                 .waiting
                 .pop_front()
                 .expect("a decision per waiting frame");
-            self.extend_shots(&meta, &d, label);
+            let (meta, surprise, label) = (w.frame, w.surprise, w.label);
+            self.extend_shots(&meta, &d, label, &w.repeats);
             let is_cut = d.boundary.is_some() && self.frames_written > 0;
             let (label_name, confidence) = match (label, &self.labels) {
                 (Some((k, p)), Some(names)) => (Some(names[k].as_str()), Some(p)),
@@ -200,15 +245,45 @@ impl FileOutput {
                 shot: self.shots.len() - 1,
                 label: label_name,
                 confidence,
+                repeated: 0,
+                boundary_prob: w.learned.map(|p| p.cut),
+                gradual_prob: w.learned.map(|p| p.gradual),
             })?;
-            self.frames_written += 1;
-            self.last_pts = meta.pts_seconds;
+            // A repeated picture brings nothing new: surprise 0, no boundary, the label of
+            // the picture it repeats.
+            for r in &w.repeats {
+                self.frames.row(&FrameRow {
+                    video: &self.video,
+                    frame: r.index,
+                    time_s: r.pts_seconds,
+                    surprise: Some(0.0),
+                    surprise_z: None,
+                    is_cut: 0,
+                    shot: self.shots.len() - 1,
+                    label: label_name,
+                    confidence,
+                    repeated: 1,
+                    boundary_prob: None,
+                    gradual_prob: None,
+                })?;
+            }
+            for _ in &w.repeats {
+                self.surprise.add(0.0);
+            }
+            self.frames_written += 1 + w.repeats.len() as u64;
+            self.last_pts = w.repeats.last().map_or(meta.pts_seconds, |r| r.pts_seconds);
         }
         Ok(())
     }
 
     /// Opens a shot at a boundary (or at the first frame) and adds the frame to it.
-    fn extend_shots(&mut self, meta: &FrameMeta, d: &FrameDecision, label: Option<(usize, f32)>) {
+    fn extend_shots(
+        &mut self,
+        meta: &FrameMeta,
+        d: &FrameDecision,
+        label: Option<(usize, f32)>,
+        repeats: &[FrameMeta],
+    ) {
         if self.shots.is_empty() || d.boundary.is_some() {
             if let Some(last) = self.shots.last_mut() {
                 last.end_s = meta.pts_seconds;
@@ -228,15 +303,17 @@ impl FileOutput {
             });
         }
         let shot = self.shots.last_mut().expect("a shot was opened");
-        shot.end_frame = meta.index;
+        shot.end_frame = repeats.last().map_or(meta.index, |r| r.index);
         if let Some((k, _)) = label {
-            shot.label_counts[k] += 1;
+            shot.label_counts[k] += 1 + repeats.len() as u64;
+            self.label_counts[k] += repeats.len() as u64;
         }
     }
 
     /// Flushes the detector, closes the last shot, renames everything into place and
     /// returns the video's clips.csv row.
     pub fn finish(mut self, config: &OutputConfig, summary: &DecodeSummary) -> Result<ClipRow> {
+        self.score_ready(true)?;
         let decisions = self.detector.finish();
         self.write_decided(decisions)?;
         let frame_s = summary.info.fps.map_or(0.0, |f| 1.0 / f);

@@ -28,8 +28,9 @@ use crate::patchify::Patchifier;
 use crate::progress::Progress;
 pub use crate::rows::ClipRow;
 use crate::sample::{SampleSpec, Sampler};
-use crate::score::{FrameMeta, Window, Windower};
+use crate::score::{self, FrameMeta, RepeatFilter, Window, Windower};
 use crate::shots;
+use crate::shots::BoundaryProbs;
 
 /// What the pipeline needs to know, already validated.
 #[derive(Debug, Clone)]
@@ -86,6 +87,8 @@ enum Scored {
         file: usize,
         seq: u64,
         steps: Vec<StepResult>,
+        /// Contract v2: the boundary probabilities of the positions these windows own.
+        boundary: Vec<(u64, BoundaryProbs)>,
     },
     Failed {
         file: usize,
@@ -173,6 +176,11 @@ fn decode_one(shared: &Shared<'_>, file: usize, work: &Sender<Work>) -> Option<F
     let bar = shared.progress.file(&input.rel.to_string_lossy());
     let stride = config.window_stride.clamp(1, contract.context_frames);
     let mut windower = Windower::new(contract.context_frames, stride, patchifier.frame_len());
+    let mut repeats = RepeatFilter::new(
+        contract.patch_dim(),
+        contract.std,
+        score::REPEAT_PATCH_MAD_LEVELS,
+    );
     let mut sampler = Sampler::new(config.sample.clone());
     let mut batcher = Batcher::new(file, config.batch_windows, work);
     let mut position = 0u64;
@@ -197,9 +205,16 @@ fn decode_one(shared: &Shared<'_>, file: usize, work: &Sender<Work>) -> Option<F
                 index: frame.index,
                 pts_seconds: frame.pts_seconds,
             };
-            position += 1;
             shared.progress.frame(&bar);
-            batcher.add(windower.push(meta, patchifier.patchify(&frame.rgb)));
+            // A repeat of the last picture rides on that frame's results; only distinct
+            // pictures enter the windows (surprise and boundaries are judged between them).
+            let patches = patchifier.patchify(&frame.rgb);
+            if repeats.is_repeat(&patches) {
+                windower.push_repeat(meta);
+            } else {
+                position += 1;
+                batcher.add(windower.push(meta, patches));
+            }
             !batcher.hung_up
         },
     );
@@ -309,6 +324,7 @@ fn score_batch(model: &mut Model, contract: &ModelContract, batch: Batch) -> Sco
                 embedding: s.embedding,
                 probs: s.probs,
                 next_surprise: s.next_error,
+                repeats: s.repeats,
             }
         })
         .collect();
@@ -316,6 +332,7 @@ fn score_batch(model: &mut Model, contract: &ModelContract, batch: Batch) -> Sco
         file: batch.file,
         seq: batch.seq,
         steps,
+        boundary: scores.boundary,
     }
 }
 
@@ -376,11 +393,16 @@ impl<'s, 'a> Writer<'s, 'a> {
     /// Books one message; returns the file it belongs to.
     fn receive(&mut self, msg: Scored) -> usize {
         match msg {
-            Scored::Batch { file, seq, steps } => {
+            Scored::Batch {
+                file,
+                seq,
+                steps,
+                boundary,
+            } => {
                 *self.received.entry(file).or_default() += 1;
                 if !self.failed.contains_key(&file) {
-                    let n = steps.len() as u64;
-                    if let Err(e) = self.write_batch(file, seq, steps) {
+                    let n = steps.iter().map(|s| 1 + s.repeats.len() as u64).sum();
+                    if let Err(e) = self.write_batch(file, seq, steps, boundary) {
                         self.failed.insert(file, format!("{e:#}"));
                         self.open.remove(&file);
                     }
@@ -403,7 +425,13 @@ impl<'s, 'a> Writer<'s, 'a> {
         }
     }
 
-    fn write_batch(&mut self, file: usize, seq: u64, steps: Vec<StepResult>) -> Result<()> {
+    fn write_batch(
+        &mut self,
+        file: usize,
+        seq: u64,
+        steps: Vec<StepResult>,
+        boundary: Vec<(u64, BoundaryProbs)>,
+    ) -> Result<()> {
         let out = match self.open.entry(file) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(FileOutput::create(
@@ -412,7 +440,7 @@ impl<'s, 'a> Writer<'s, 'a> {
                 &self.shared.contract,
             )?),
         };
-        out.accept(seq, steps)
+        out.accept(seq, steps, boundary)
     }
 
     /// Closes a file whose batches are all in: its outputs renamed into place, its row.

@@ -23,7 +23,7 @@ pub enum ScenesFormat {
     Vtt,
 }
 
-pub const FRAMES_HEADER: [&str; 9] = [
+pub const FRAMES_HEADER: [&str; 12] = [
     "video",
     "frame",
     "time_s",
@@ -33,6 +33,9 @@ pub const FRAMES_HEADER: [&str; 9] = [
     "shot",
     "label",
     "confidence",
+    "repeated",
+    "boundary_prob",
+    "gradual_prob",
 ];
 
 /// One row of frames.csv: one analyzed frame.
@@ -51,6 +54,14 @@ pub struct FrameRow<'a> {
     pub label: Option<&'a str>,
     #[serde(serialize_with = "opt_fixed::<4, _, _>")]
     pub confidence: Option<f32>,
+    /// 1 when the frame repeats the previous picture (exactly or within encoder noise).
+    pub repeated: u8,
+    /// Contract-v2 models: probability that a hard cut starts a shot at this frame...
+    #[serde(serialize_with = "opt_fixed::<4, _, _>")]
+    pub boundary_prob: Option<f32>,
+    /// ...and that the frame lies inside a gradual transition (dissolve or fade).
+    #[serde(serialize_with = "opt_fixed::<4, _, _>")]
+    pub gradual_prob: Option<f32>,
 }
 
 pub const SHOTS_HEADER: [&str; 8] = [
@@ -325,6 +336,9 @@ mod tests {
             shot: 0,
             label: None,
             confidence: None,
+            repeated: 0,
+            boundary_prob: None,
+            gradual_prob: None,
         };
         assert_eq!(derived_header(&frame), FRAMES_HEADER.join(","));
         let shots = [shot(0, 9, 0.0, 1.0)];
@@ -348,10 +362,13 @@ mod tests {
             shot: 2,
             label: Some("bird"),
             confidence: Some(0.5),
+            repeated: 0,
+            boundary_prob: Some(0.98765),
+            gradual_prob: None,
         };
         assert_eq!(
             to_record(&frame),
-            ["a,b.mp4", "3", "0.123", "", "1.235", "1", "2", "bird", "0.5000"]
+            ["a,b.mp4", "3", "0.123", "", "1.235", "1", "2", "bird", "0.5000", "0", "0.9877", ""]
         );
         let clip = ClipRow::failed("x.mp4".into(), "cannot open".into());
         assert_eq!(

@@ -14,7 +14,7 @@
 //! and the embedding of frame f comes from the step that predicts f+1, so both come from
 //! the position with the most context. Results leave in frame order.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Where a sampled frame came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +35,9 @@ pub struct OwnedStep {
     pub frame: FrameMeta,
     /// The next sampled frame and its patches, when it exists: its surprise comes from here.
     pub target: Option<(FrameMeta, Vec<f32>)>,
+    /// Sampled frames right after this one that repeat its picture (see [`RepeatFilter`]):
+    /// they never enter a window and take this frame's results.
+    pub repeats: Vec<FrameMeta>,
 }
 
 /// A model input window: T frames of N·C values each, plus what to read from its outputs.
@@ -42,6 +45,11 @@ pub struct OwnedStep {
 pub struct Window {
     pub input: Vec<f32>,
     pub steps: Vec<OwnedStep>,
+    /// The positions whose `boundary` output (contract v2) this window owns, with their
+    /// frames. Boundary outputs look both ways inside the window, so they are owned from the
+    /// middle: positions (T−S)/2 .. (T−S)/2+S (window 0 from 0, the final window to its
+    /// end), which gives every frame at least (T−S)/2 frames of context on either side.
+    pub boundary_steps: Vec<(usize, FrameMeta)>,
 }
 
 /// Builds the windows of one video as frames arrive; memory is T + S frames at most.
@@ -55,6 +63,8 @@ pub struct Windower {
     buffer_start: u64,
     next_window: u64,
     seen: u64,
+    /// Repeats of each buffered distinct frame, by position.
+    repeats: BTreeMap<u64, Vec<FrameMeta>>,
 }
 
 impl Windower {
@@ -68,6 +78,15 @@ impl Windower {
             buffer_start: 0,
             next_window: 0,
             seen: 0,
+            repeats: BTreeMap::new(),
+        }
+    }
+
+    /// Records a sampled frame that repeats the picture of the last pushed one. It must come
+    /// after that frame and before the next [`Windower::push`].
+    pub fn push_repeat(&mut self, frame: FrameMeta) {
+        if let Some(last) = self.seen.checked_sub(1) {
+            self.repeats.entry(last).or_default().push(frame);
         }
     }
 
@@ -80,7 +99,7 @@ impl Windower {
         let mut out = Vec::new();
         // Window k needs frames up to kS+T (its last target).
         while self.seen > self.window_start(self.next_window) + self.context as u64 {
-            out.push(self.emit(self.next_window));
+            out.push(self.emit(self.next_window, false));
             self.next_window += 1;
         }
         out
@@ -95,7 +114,8 @@ impl Windower {
         let last = self.seen - 1;
         // Continue until the window that owns the embedding of the last frame.
         while self.next_window == 0 || self.first_owned(self.next_window) <= last {
-            out.push(self.emit(self.next_window));
+            let is_final = self.first_owned(self.next_window + 1) > last;
+            out.push(self.emit(self.next_window, is_final));
             self.next_window += 1;
         }
         out
@@ -120,7 +140,7 @@ impl Windower {
             .and_then(|i| self.buffer.get(i as usize))
     }
 
-    fn emit(&mut self, k: u64) -> Window {
+    fn emit(&mut self, k: u64, is_final: bool) -> Window {
         let start = self.window_start(k);
         let last_seen = self.seen - 1;
         let mut input = Vec::with_capacity(self.context * self.frame_len);
@@ -143,7 +163,30 @@ impl Windower {
                     position: p,
                     frame,
                     target,
+                    repeats: Vec::new(),
                 }
+            })
+            .collect::<Vec<OwnedStep>>();
+        let mut steps = steps;
+        for st in &mut steps {
+            st.repeats = self.repeats.remove(&st.frame.position).unwrap_or_default();
+        }
+        let middle = (self.context - self.stride) / 2;
+        let from = if k == 0 { 0 } else { middle };
+        let to = if is_final {
+            self.context
+        } else {
+            middle + self.stride
+        };
+        let boundary_steps = (from..to)
+            .filter(|p| start + (*p as u64) <= last_seen)
+            .map(|p| {
+                (
+                    p,
+                    self.frame(start + p as u64)
+                        .expect("owned frame is buffered")
+                        .0,
+                )
             })
             .collect();
         // Frames before the next window's start are no longer needed.
@@ -152,7 +195,62 @@ impl Windower {
             self.buffer.pop_front();
             self.buffer_start += 1;
         }
-        Window { input, steps }
+        Window {
+            input,
+            steps,
+            boundary_steps,
+        }
+    }
+}
+
+/// Recognizes sampled frames that repeat the previous distinct picture exactly or within the
+/// encoder's noise: no patch's mean absolute difference from the last kept picture exceeds
+/// `max_patch_mad_levels` grey levels (of 255). Footage whose real frame rate is below its
+/// container's (duplicated frames) is then judged between distinct pictures. The default,
+/// [`REPEAT_PATCH_MAD_LEVELS`], was measured on the base model's footage (models/README.md,
+/// "Repeated frames").
+#[derive(Debug, Clone)]
+pub struct RepeatFilter {
+    last: Option<Vec<f32>>,
+    patch_dim: usize,
+    /// Per value of a patch: grey levels per normalized unit (255 · std of its channel).
+    scale: Vec<f32>,
+    max_patch_mad_levels: f32,
+}
+
+pub const REPEAT_PATCH_MAD_LEVELS: f32 = 1.0;
+
+impl RepeatFilter {
+    pub fn new(patch_dim: usize, std: [f32; 3], max_patch_mad_levels: f32) -> Self {
+        RepeatFilter {
+            last: None,
+            patch_dim,
+            scale: (0..patch_dim).map(|i| 255.0 * std[i % 3]).collect(),
+            max_patch_mad_levels,
+        }
+    }
+
+    /// True when `patches` repeat the last kept picture; otherwise it becomes the new one.
+    pub fn is_repeat(&mut self, patches: &[f32]) -> bool {
+        if let Some(last) = &self.last {
+            let repeat = last
+                .chunks_exact(self.patch_dim)
+                .zip(patches.chunks_exact(self.patch_dim))
+                .all(|(a, b)| {
+                    let sum: f32 = a
+                        .iter()
+                        .zip(b)
+                        .zip(&self.scale)
+                        .map(|((x, y), s)| (x - y).abs() * s)
+                        .sum();
+                    sum <= self.max_patch_mad_levels * self.patch_dim as f32
+                });
+            if repeat {
+                return true;
+            }
+        }
+        self.last = Some(patches.to_vec());
+        false
     }
 }
 
@@ -217,6 +315,13 @@ mod tests {
             prop_assert_eq!(frames, (0..n).collect::<Vec<_>>());
             let targets: Vec<u64> = windows.iter().flat_map(|w| w.steps.iter().filter_map(|st| st.target.as_ref().map(|t| t.0.position))).collect();
             prop_assert_eq!(targets, (1..n).collect::<Vec<_>>());
+            let boundary: Vec<u64> = windows.iter().flat_map(|w| w.boundary_steps.iter().map(|(_, f)| f.position)).collect();
+            prop_assert_eq!(boundary, (0..n).collect::<Vec<_>>());
+            for w in &windows {
+                for (p, f) in &w.boundary_steps {
+                    prop_assert_eq!(w.input[*p], f.position as f32);
+                }
+            }
             for w in &windows {
                 prop_assert_eq!(w.input.len(), t);
                 for st in &w.steps {
@@ -253,6 +358,60 @@ mod tests {
         );
         assert_eq!(windows[0].steps.len(), 3);
         assert!(windows[0].steps[2].target.is_none());
+    }
+
+    #[test]
+    fn repeats_ride_on_the_frame_they_repeat() {
+        let mut w = Windower::new(8, 4, 1);
+        let mut out = vec![];
+        let mut position = 0;
+        for i in 0..30u64 {
+            let m = FrameMeta {
+                position,
+                index: i,
+                pts_seconds: i as f64,
+            };
+            if i % 3 != 0 {
+                w.push_repeat(m);
+            } else {
+                out.extend(w.push(m, vec![position as f32]));
+                position += 1;
+            }
+        }
+        out.extend(w.finish());
+        let rows: Vec<(u64, Vec<u64>)> = out
+            .iter()
+            .flat_map(|w| w.steps.iter())
+            .map(|s| (s.frame.index, s.repeats.iter().map(|r| r.index).collect()))
+            .collect();
+        assert_eq!(rows.len(), 10);
+        for (k, (index, reps)) in rows.iter().enumerate() {
+            let i = 3 * k as u64;
+            assert_eq!((*index, reps.clone()), (i, vec![i + 1, i + 2]));
+        }
+    }
+
+    #[test]
+    fn repeat_filter_takes_noise_but_not_a_moving_patch() {
+        let std = [0.225; 3];
+        let level = 1.0 / (255.0 * 0.225);
+        let mut f = RepeatFilter::new(192, std, REPEAT_PATCH_MAD_LEVELS);
+        let base = vec![0.0f32; 64 * 192];
+        assert!(!f.is_repeat(&base));
+        // half a grey level of noise everywhere: a repeat
+        let noisy: Vec<f32> = (0..base.len())
+            .map(|i| if i % 2 == 0 { 0.5 } else { -0.5 } * level)
+            .collect();
+        assert!(f.is_repeat(&noisy));
+        // one patch moved by 3 levels on average: a new picture, even though the frame's
+        // mean difference is tiny
+        let mut moved = base.clone();
+        moved[5 * 192..6 * 192]
+            .iter_mut()
+            .for_each(|v| *v = 3.0 * level);
+        assert!(!f.is_repeat(&moved));
+        // compared with the last kept picture, not the previous frame
+        assert!(f.is_repeat(&moved));
     }
 
     #[test]

@@ -568,7 +568,13 @@ mod tests {
         assert!(boundaries(&run(weak)).is_empty());
         // the picture jumps at 20 and is back at 22: a flash, whatever the model says
         let flash: Vec<FrameSignal> = (0..40)
-            .map(|i| learned(if i == 20 { 0.95 } else { 0.0 }, 0.0, if i == 20 || i == 21 { 3.0 } else { 0.0 }))
+            .map(|i| {
+                learned(
+                    if i == 20 { 0.95 } else { 0.0 },
+                    0.0,
+                    if i == 20 || i == 21 { 3.0 } else { 0.0 },
+                )
+            })
             .collect();
         assert!(boundaries(&run(flash)).is_empty());
     }

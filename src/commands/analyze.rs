@@ -45,7 +45,8 @@ pub struct AnalyzeSettings {
     pub scenes_format: Vec<ScenesFormat>,
     /// Write report.html after the run.
     pub report: bool,
-    pub detector: DetectorConfig,
+    /// `FRAMEGPT_DETECTOR` (validated): applied after the model's own boundary rule.
+    pub detector_overrides: Option<String>,
     pub progress: bool,
     pub quiet: bool,
     pub force: bool,
@@ -88,7 +89,7 @@ impl AnalyzeSettings {
             embeddings: args.embeddings == EmbeddingsFormat::Npy,
             scenes_format: scenes_formats(&args.scenes_format),
             report: args.report,
-            detector: detector_config()?,
+            detector_overrides: detector_overrides()?,
             progress: global.progress(),
             quiet: global.quiet,
             force: args.force,
@@ -97,8 +98,8 @@ impl AnalyzeSettings {
     }
 
     /// What the pipeline runs with, once the model's context is known.
-    fn pipeline_config(&self, contract: &ModelContract) -> PipelineConfig {
-        PipelineConfig {
+    fn pipeline_config(&self, contract: &ModelContract) -> Result<PipelineConfig, UsageError> {
+        Ok(PipelineConfig {
             sample: self.sample.clone(),
             batch_windows: self.batch_windows,
             window_stride: self
@@ -110,9 +111,9 @@ impl AnalyzeSettings {
                 output_dir: self.output_dir.clone(),
                 embeddings: self.embeddings,
                 scenes_format: self.scenes_format.clone(),
-                detector: self.detector.clone(),
+                detector: detector_config(contract, self.detector_overrides.as_deref())?,
             },
-        }
+        })
     }
 }
 
@@ -167,13 +168,34 @@ fn sample_spec(args: &AnalyzeArgs) -> Result<SampleSpec, UsageError> {
     })
 }
 
-/// The detector's defaults, or the development overrides in `FRAMEGPT_DETECTOR`.
-fn detector_config() -> Result<DetectorConfig, UsageError> {
+/// The development overrides in `FRAMEGPT_DETECTOR`, checked against the defaults.
+fn detector_overrides() -> Result<Option<String>, UsageError> {
     match std::env::var("FRAMEGPT_DETECTOR") {
         Ok(spec) => DetectorConfig::default()
             .with_overrides(&spec)
+            .map(|_| Some(spec))
             .map_err(|e| UsageError::msg(format!("FRAMEGPT_DETECTOR: {e}"))),
-        Err(_) => Ok(DetectorConfig::default()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The detector's defaults, then the thresholds a v2 model's validation chose
+/// (`framegpt.boundary_rule`), then the development overrides.
+pub fn detector_config(
+    contract: &ModelContract,
+    overrides: Option<&str>,
+) -> Result<DetectorConfig, UsageError> {
+    let mut cfg = DetectorConfig::default();
+    if let Some(rule) = contract.boundary.as_ref().and_then(|b| b.rule.as_deref()) {
+        cfg = cfg.with_overrides(rule).map_err(|e| {
+            UsageError::msg(format!("model metadata `framegpt.boundary_rule`: {e}"))
+        })?;
+    }
+    match overrides {
+        Some(spec) => cfg
+            .with_overrides(spec)
+            .map_err(|e| UsageError::msg(format!("FRAMEGPT_DETECTOR: {e}"))),
+        None => Ok(cfg),
     }
 }
 
@@ -189,7 +211,7 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
         },
     )
     .map_err(UsageError::from)?;
-    let mut config = settings.pipeline_config(model.contract());
+    let mut config = settings.pipeline_config(model.contract())?;
     let out_dir = settings.output_dir.clone();
     fs_err::create_dir_all(&out_dir).map_err(|e| UsageError(e.into()))?;
     write::remove_stale_temporaries(&out_dir);

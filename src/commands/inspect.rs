@@ -38,7 +38,7 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
     }
     match &d.contract {
         Ok(c) => {
-            let _ = writeln!(s, "contract:    v1, ok");
+            let _ = writeln!(s, "contract:    v{}, ok", c.version);
             let _ = writeln!(
                 s,
                 "frames:      {}x{}, patches {}x{} px ({} per frame, {} values each)",
@@ -52,6 +52,21 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
             let _ = writeln!(s, "context:     {} frames", c.context_frames);
             let _ = writeln!(s, "embedding:   {} values per frame", c.embedding_dim);
             let _ = writeln!(s, "normalize:   mean {:?}, std {:?}", c.mean, c.std);
+            match &c.boundary {
+                Some(b) => {
+                    let _ = writeln!(
+                        s,
+                        "boundaries:  learned (output `boundary`: cut, gradual per frame; rule {})",
+                        b.rule.as_deref().unwrap_or("framegpt defaults")
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "boundaries:  from surprise (no `boundary` output: contract v1 rules)"
+                    );
+                }
+            }
             match &c.labels {
                 Some(l) => {
                     let _ = writeln!(s, "labels:      {} ({})", l.len(), l.join(", "));

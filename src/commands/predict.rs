@@ -143,9 +143,15 @@ fn predict(model: &mut Model, p: &Patchifier, frames: Vec<(f64, Vec<u8>)>) -> Re
             position: k - 1,
             frame: meta(k - 1),
             target: Some((meta(k), patches[k].clone())),
+            repeats: Vec::new(),
         })
         .collect();
-    let scores = model::run_windows(model, &[Window { input, steps }])?;
+    let window = Window {
+        input,
+        steps,
+        boundary_steps: Vec::new(),
+    };
+    let scores = model::run_windows(model, &[window])?;
     let mut prediction = Prediction {
         frames: Vec::new(),
         predicted: Vec::new(),

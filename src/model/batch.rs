@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::{Model, ModelError, ModelOutput};
 use crate::score::{self, FrameMeta, Window};
+use crate::shots::BoundaryProbs;
 
 /// The results of one owned step of one window.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct StepScore {
     pub embedding: Vec<f32>,
     /// Softmax of the logits, when the model has a head.
     pub probs: Option<Vec<f32>>,
+    /// Frames after this one that repeat its picture (they take its results).
+    pub repeats: Vec<FrameMeta>,
 }
 
 /// What one batch gave: the raw outputs and the owned steps in (window, step) order.
@@ -31,6 +34,9 @@ pub struct StepScore {
 pub struct BatchScores {
     pub output: ModelOutput,
     pub steps: Vec<StepScore>,
+    /// Contract v2: (frame position, probabilities) for the positions whose `boundary`
+    /// output these windows own ([`Window::boundary_steps`]), in frame order.
+    pub boundary: Vec<(u64, BoundaryProbs)>,
 }
 
 /// Runs `windows` through `model` in one call and scores their owned steps.
@@ -70,9 +76,29 @@ pub fn run_windows(model: &mut Model, windows: &[Window]) -> Result<BatchScores,
                         .logits
                         .as_ref()
                         .map(|l| score::softmax(&l.slice(s![i, p, ..]).to_vec())),
+                    repeats: st.repeats.clone(),
                 }
             })
         })
         .collect();
-    Ok(BatchScores { output, steps })
+    let boundary = output.boundary.as_ref().map_or_else(Vec::new, |b| {
+        windows
+            .iter()
+            .enumerate()
+            .flat_map(|(i, w)| {
+                w.boundary_steps.iter().map(move |(p, f)| {
+                    let probs = BoundaryProbs {
+                        cut: b[[i, *p, 0]],
+                        gradual: b[[i, *p, 1]],
+                    };
+                    (f.position, probs)
+                })
+            })
+            .collect()
+    });
+    Ok(BatchScores {
+        output,
+        steps,
+        boundary,
+    })
 }

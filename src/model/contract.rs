@@ -1,4 +1,10 @@
-//! The model contract (v1): what an ONNX file must declare to run in framegpt.
+//! The model contract (v1 and v2): what an ONNX file must declare to run in framegpt.
+//!
+//! v2 adds a `boundary` output (f32 [B, T, 2]: per frame, the probability that a hard cut
+//! starts a shot there and that the frame lies inside a gradual transition) and the metadata
+//! keys `framegpt.boundary` (`cut,gradual`) and, optionally, `framegpt.boundary_rule` (the
+//! thresholds its validation chose, as `key=value,…` detector settings). Unlike the other
+//! outputs, `boundary` may look at the whole window (not causal).
 //!
 //! Pure code: it reads plain metadata strings and tensor shapes, so it builds and tests
 //! without ONNX Runtime. [`super::Model`] feeds it what the session reports.
@@ -6,11 +12,16 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub const CONTRACT_VERSION: &str = "1";
+/// The newest contract version this framegpt reads (it reads every version up to it).
+pub const CONTRACT_VERSION: &str = "2";
+pub const SUPPORTED_VERSIONS: [&str; 2] = ["1", "2"];
 pub const INPUT_PATCHES: &str = "patches";
 pub const OUTPUT_NEXT_PATCHES: &str = "next_patches";
 pub const OUTPUT_EMBEDDINGS: &str = "embeddings";
 pub const OUTPUT_LOGITS: &str = "logits";
+pub const OUTPUT_BOUNDARY: &str = "boundary";
+/// The channels of `boundary`, as `framegpt.boundary` must list them.
+pub const BOUNDARY_CHANNELS: &str = "cut,gradual";
 
 /// What a model declares about itself, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +37,17 @@ pub struct ModelContract {
     pub labels: Option<Vec<String>>,
     /// Free-form provenance (training data, steps, losses, tool versions).
     pub provenance: Option<serde_json::Value>,
+    /// `1` or `2`.
+    pub version: u32,
+    /// v2: the model has the `boundary` output; with the detector settings its validation
+    /// chose (`framegpt.boundary_rule`), if it records them.
+    pub boundary: Option<BoundaryOutput>,
+}
+
+/// What a v2 model says about its `boundary` output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundaryOutput {
+    pub rule: Option<String>,
 }
 
 impl ModelContract {
@@ -132,6 +154,9 @@ pub fn check(
         &mut errs,
     );
     check_tensor(outputs, "output", OUTPUT_EMBEDDINGS, &[-1, t, d], &mut errs);
+    if contract.boundary.is_some() {
+        check_tensor(outputs, "output", OUTPUT_BOUNDARY, &[-1, t, 2], &mut errs);
+    }
     let has_logits = outputs.iter().any(|o| o.name == OUTPUT_LOGITS);
     match (&contract.labels, has_logits) {
         (Some(labels), _) => {
@@ -176,14 +201,34 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
         ));
         return None;
     }
-    let version = &md["framegpt.contract"];
-    if version.trim() != CONTRACT_VERSION {
+    let version = md["framegpt.contract"].trim();
+    if !SUPPORTED_VERSIONS.contains(&version) {
         errs.push(format!(
-            "metadata `framegpt.contract`: expected `{CONTRACT_VERSION}`, found `{version}` (this framegpt reads contract v{CONTRACT_VERSION} only)"
+            "metadata `framegpt.contract`: expected one of {}, found `{version}` (this framegpt reads contract v1 and v2)",
+            SUPPORTED_VERSIONS.map(|v| format!("`{v}`")).join(", ")
         ));
         return None;
     }
     let before = errs.len();
+    let boundary = if version == "2" {
+        match md.get("framegpt.boundary").map(|s| s.trim()) {
+            Some(BOUNDARY_CHANNELS) => Some(BoundaryOutput {
+                rule: md.get("framegpt.boundary_rule").cloned(),
+            }),
+            Some(other) => {
+                errs.push(format!(
+                    "metadata `framegpt.boundary`: expected `{BOUNDARY_CHANNELS}`, found `{other}`"
+                ));
+                None
+            }
+            None => {
+                errs.push(format!("metadata `framegpt.boundary` missing: contract v2 requires it (`{BOUNDARY_CHANNELS}`)"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let frame = parse_frame_size(&md["framegpt.frame_size"])
         .map_err(|e| errs.push(format!("metadata `framegpt.frame_size`: {e}")))
         .ok();
@@ -239,6 +284,8 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
         embedding_dim: dim? as usize,
         labels,
         provenance,
+        version: if boundary.is_some() { 2 } else { 1 },
+        boundary,
     })
 }
 
@@ -361,7 +408,30 @@ mod tests {
         m.insert("framegpt.contract".into(), "99".into());
         let (i, o) = good_io();
         let err = check(&m, &i, &o).unwrap_err().to_string();
-        assert!(err.contains("expected `1`, found `99`"), "{err}");
+        assert!(
+            err.contains("expected one of `1`, `2`, found `99`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn v2_needs_the_boundary_output_and_its_metadata() {
+        let mut m = base();
+        m.insert("framegpt.contract".into(), "2".into());
+        let (i, mut o) = good_io();
+        let err = check(&m, &i, &o).unwrap_err().to_string();
+        assert!(err.contains("`framegpt.boundary` missing"), "{err}");
+        m.insert("framegpt.boundary".into(), "cut,gradual".into());
+        let err = check(&m, &i, &o).unwrap_err().to_string();
+        assert!(err.contains("`boundary`"), "{err}");
+        o.push(t("boundary", &[-1, 8, 2]));
+        m.insert("framegpt.boundary_rule".into(), "cut=0.6".into());
+        let c = check(&m, &i, &o).unwrap();
+        assert_eq!(c.version, 2);
+        assert_eq!(c.boundary.unwrap().rule.as_deref(), Some("cut=0.6"));
+        // a v1 model with an extra `boundary` output is still v1: the output is ignored
+        let c = check(&base(), &i, &o).unwrap();
+        assert_eq!((c.version, c.boundary), (1, None));
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub enum ModelError {
     Runtime(#[from] RuntimeError),
     #[error("failed to read model `{}`: {cause}", .path.display())]
     Open { path: PathBuf, cause: String },
-    #[error("model `{}` does not meet the framegpt model contract v1:\n{violations}\nhint: `framegpt inspect {}` shows what the file declares", .path.display(), .path.display())]
+    #[error("model `{}` does not meet the framegpt model contract:\n{violations}\nhint: `framegpt inspect {}` shows what the file declares", .path.display(), .path.display())]
     Contract {
         path: PathBuf,
         violations: ContractViolations,
@@ -93,6 +93,8 @@ pub struct ModelOutput {
     pub embeddings: Array3<f32>,
     /// [B, T, K] when the model has a head.
     pub logits: Option<Array3<f32>>,
+    /// [B, T, 2] (cut, gradual probabilities) for contract-v2 models.
+    pub boundary: Option<Array3<f32>>,
 }
 
 /// How to open a session.
@@ -217,10 +219,23 @@ impl Model {
         } else {
             None
         };
+        let boundary = if self.contract.boundary.is_some() {
+            let b = outputs[contract::OUTPUT_BOUNDARY]
+                .try_extract_array::<f32>()
+                .map_err(run_err)?;
+            Some(
+                b.to_owned()
+                    .into_dimensionality::<ndarray::Ix3>()
+                    .map_err(|_| shape_err(contract::OUTPUT_BOUNDARY))?,
+            )
+        } else {
+            None
+        };
         Ok(ModelOutput {
             next_patches,
             embeddings,
             logits,
+            boundary,
         })
     }
 }
