@@ -494,22 +494,20 @@ def video_features(sess, frames_u8: np.ndarray):
     keep = distinct64(frames_u8)
     x = normalize(frames_u8[keep].astype(np.float32))
     P = len(x)
+    last = P - 1
+    # as src/score.rs: windows until the one that owns the last frame's embedding; input
+    # padded with the last frame; boundary outputs owned at positions 2..5 (window 0 from 0,
+    # the final window up to its end)
+    starts = [0]
+    while (len(starts) * STRIDE + (T - STRIDE)) <= last:
+        starts.append(len(starts) * STRIDE)
     wins, owners = [], []
-    k = 0
-    while True:
-        s = k * STRIDE
-        if s >= P and k > 0:
-            break
-        w = x[s:s + T]
-        lo = 0 if k == 0 else 2
-        hi = min(6, len(w))
+    for k, s in enumerate(starts):
+        idx = np.minimum(np.arange(s, s + T), last)
+        wins.append(x[idx])
+        lo = 0 if k == 0 else (T - STRIDE) // 2
+        hi = T if k == len(starts) - 1 else (T - STRIDE) // 2 + STRIDE
         owners.append((s, lo, hi))
-        if len(w) < T:
-            w = np.concatenate([w, np.repeat(w[-1:], T - len(w), axis=0)])
-        wins.append(w)
-        if s + T >= P:
-            break
-        k += 1
     feats = run_features(sess, np.stack(wins).astype(np.float32))
     out = np.zeros((P, N_FEAT), np.float32)
     for (s, lo, hi), f in zip(owners, feats):
@@ -623,6 +621,17 @@ def cmd_data(args) -> None:
             np.savez(vdir / f"{name}.feat.npz", keep=keep, feats=f, th=th, luma=luma)
         print(f"  test videos {g} ({time.time() - t0:.0f}s)", flush=True)
     (vdir / "index.json").write_text(json.dumps(index, indent=1))
+
+
+def cmd_testfeat(args) -> None:
+    """(Re)computes the features of the test videos written by `data`."""
+    sess = ort_backbone(args.backbone)
+    vdir = WORK / "test"
+    for v in json.loads((vdir / "index.json").read_text())["videos"]:
+        dec = decode64(vdir / v["video"])
+        keep, f, th, luma = video_features(sess, dec)
+        np.savez(vdir / (Path(v["video"]).stem + ".feat.npz"), keep=keep, feats=f, th=th, luma=luma)
+        print(f"  {v['video']}: {len(dec)} frames, {len(keep)} distinct", flush=True)
 
 
 def make_window_in_group(pool: Pool, group: str, rng: Rng):
@@ -781,7 +790,7 @@ def cmd_export(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["data", "cv", "export"])
+    ap.add_argument("command", choices=["data", "testfeat", "cv", "export"])
     ap.add_argument("--backbone", type=Path, default=WORK / "backbone-v1.onnx",
                     help="v1 backbone (default: a copy of the shipped model's backbone)")
     ap.add_argument("--out", type=Path, default=HERE / "framegpt-base.onnx")
@@ -793,7 +802,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"data": cmd_data, "cv": cmd_cv, "export": cmd_export}[args.command](args)
+    {"data": cmd_data, "testfeat": cmd_testfeat, "cv": cmd_cv, "export": cmd_export}[args.command](args)
 
 
 if __name__ == "__main__":
