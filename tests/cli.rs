@@ -497,6 +497,41 @@ fn a_flash_is_not_a_cut() {
 }
 
 #[test]
+fn duplicated_frame_footage_is_one_shot_judged_between_distinct_pictures() {
+    // samples/generate.sh: 3 distinct pictures per second of a hand-held shot in a 25 fps
+    // file. Every new picture jumps; none of them starts a shot.
+    let out = TempDir::new().unwrap();
+    let r = analyze(&[&sample("generated/lowfps.mp4")], out.path(), &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (h, rows) = read_csv(&out.path().join("lowfps.mp4/shots.csv"));
+    assert_eq!(
+        column(&h, &rows, "start_frame"),
+        vec!["0"],
+        "a jump between pictures became a cut"
+    );
+    let (h, rows) = read_csv(&out.path().join("lowfps.mp4/frames.csv"));
+    assert_eq!(rows.len(), 125, "one row per decoded frame");
+    let repeated = column(&h, &rows, "repeated");
+    let distinct: Vec<usize> = (0..rows.len()).filter(|&i| repeated[i] == "0").collect();
+    // fps=3 then fps=25: a new picture every 8-9 frames, 15 in 5 s
+    assert_eq!(distinct.len(), 15, "distinct pictures at {distinct:?}");
+    assert!(
+        distinct
+            .windows(2)
+            .all(|w| (8..=9).contains(&(w[1] - w[0]))),
+        "{distinct:?}"
+    );
+    let is_cut = column(&h, &rows, "is_cut");
+    assert!(is_cut.iter().all(|c| c == "0"));
+    // a repeated frame brings nothing new
+    let surprise = column(&h, &rows, "surprise");
+    assert!(rows
+        .iter()
+        .enumerate()
+        .all(|(i, _)| repeated[i] == "0" || surprise[i] == "0.000000"));
+}
+
+#[test]
 fn the_surprise_of_a_static_clip_stays_low() {
     let out = TempDir::new().unwrap();
     let r = analyze(
