@@ -322,7 +322,7 @@ def features(x: torch.Tensor, nxt: torch.Tensor, emb: torch.Tensor) -> torch.Ten
 
 
 class BoundaryHead(nn.Module):
-    def __init__(self, d: int = 64, heads: int = 4, layers: int = 2):
+    def __init__(self, d: int = 48, heads: int = 4, layers: int = 2):
         super().__init__()
         self.inp = nn.Sequential(nn.LayerNorm(N_FEAT), nn.Linear(N_FEAT, d))
         self.pos = nn.Parameter(torch.randn(1, T, d) * 0.02)
@@ -373,7 +373,9 @@ def compose_video(pool: Pool, group: str, rng: Rng, n_frames: int):
     ../shared/bench (transitions, flashes, motion_segments)."""
     frames, trans, flashes, motion, segs = [], [], [], [], []
     prev_clip, prev_range = None, (0, 0)
+    misses = 0
     while sum(len(f) for f in frames) < n_frames:
+        gap = 60 if misses < 20 else 25 if misses < 40 else 0  # short single-clip groups
         n = rng.i(40, 140)
         mode = rng.choice(["native"] * 6 + ["lowfps", "lowfps", "pulldown"])
         mot = rng.choice([None] * 7 + ["pan", "zoom", "shake"])
@@ -396,12 +398,13 @@ def compose_video(pool: Pool, group: str, rng: Rng, n_frames: int):
         ok = None
         for _ in range(10):
             s = rng.i(0, len(k_all) - need)
-            if ci == prev_clip and not (s + need + 60 <= prev_range[0] or s >= prev_range[1] + 60):
+            if ci == prev_clip and gap and not (s + need + gap <= prev_range[0] or s >= prev_range[1] + gap):
                 continue
             if not any(s < b <= s + need - 1 for b in bad):
                 ok = s
                 break
         if ok is None:
+            misses += 1
             continue
         idx = k_all[ok:ok + need:step]
         if mode == "lowfps":
@@ -602,25 +605,34 @@ def cmd_data(args) -> None:
         print(f"  windows {g}: {len(xs)} ({time.time() - t0:.0f}s)", flush=True)
     np.savez(WORK / "train.npz", feats=np.concatenate(feats), labels=np.concatenate(labels),
              groups=np.array(groups), group_names=np.array(pool_all.groups))
-    # test videos per group
+    make_test_videos(pool_all, args)
+    cmd_testfeat(args)
+
+
+def make_test_videos(pool_all: Pool, args) -> None:
+    """Per group, videos composed from that group's footage only (its leave-one-out test set)."""
+    t0 = time.time()
     vdir = WORK / "test"
     vdir.mkdir(exist_ok=True)
     index = {"videos": []}
     for gi, g in enumerate(pool_all.groups):
         for v in range(args.videos_per_group):
-            vr = Rng(10_000 + 100 * gi + v)
-            frames, gt = compose_video(pool_all, g, vr, args.video_frames)
             name = f"{g}_{v:02d}"
-            write_video(vdir / f"{name}.mp4", frames)
-            gt["video"] = f"{name}.mp4"
-            gt["group"] = g
-            (vdir / f"{name}.json").write_text(json.dumps(gt, indent=1))
+            if not (vdir / f"{name}.json").exists():
+                vr = Rng(10_000 + 100 * gi + v)
+                frames, gt = compose_video(pool_all, g, vr, args.video_frames)
+                write_video(vdir / f"{name}.mp4", frames)
+                gt["video"] = f"{name}.mp4"
+                gt["group"] = g
+                (vdir / f"{name}.json").write_text(json.dumps(gt, indent=1))
             index["videos"].append({"video": f"{name}.mp4", "gt": f"{name}.json", "group": g})
-            dec = decode64(vdir / f"{name}.mp4")
-            keep, f, th, luma = video_features(sess, dec)
-            np.savez(vdir / f"{name}.feat.npz", keep=keep, feats=f, th=th, luma=luma)
         print(f"  test videos {g} ({time.time() - t0:.0f}s)", flush=True)
     (vdir / "index.json").write_text(json.dumps(index, indent=1))
+
+
+def cmd_testvideos(args) -> None:
+    make_test_videos(Pool(FT.load_clips()), args)
+    cmd_testfeat(args)
 
 
 def cmd_testfeat(args) -> None:
@@ -632,6 +644,7 @@ def cmd_testfeat(args) -> None:
         keep, f, th, luma = video_features(sess, dec)
         np.savez(vdir / (Path(v["video"]).stem + ".feat.npz"), keep=keep, feats=f, th=th, luma=luma)
         print(f"  {v['video']}: {len(dec)} frames, {len(keep)} distinct", flush=True)
+    (vdir / "features.done").write_text("ok\n")
 
 
 def make_window_in_group(pool: Pool, group: str, rng: Rng):
@@ -643,7 +656,7 @@ def make_window_in_group(pool: Pool, group: str, rng: Rng):
         pool.groups = saved
 
 
-def train_head(feats, labels, seed: int, steps: int, log=None) -> BoundaryHead:
+def train_head(feats, labels, seed: int, steps: int, log=None, batch: int = 128) -> BoundaryHead:
     torch.manual_seed(seed)
     head = BoundaryHead()
     opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=0.05)
@@ -652,7 +665,7 @@ def train_head(feats, labels, seed: int, steps: int, log=None) -> BoundaryHead:
     Y = torch.from_numpy(labels)
     pos_w = torch.tensor([4.0, 2.0])
     for step in range(steps):
-        idx = torch.from_numpy(g.integers(0, len(X), 256))
+        idx = torch.from_numpy(g.integers(0, len(X), batch))
         logit = head(X[idx])
         loss = F.binary_cross_entropy_with_logits(logit[:, 1:], Y[idx][:, 1:], pos_weight=pos_w)
         for pg in opt.param_groups:
@@ -707,19 +720,46 @@ GRID = [{"cut": c, "grad": g, "grad_min": m} for c in (0.3, 0.4, 0.5, 0.6, 0.7, 
         for g in (0.4, 0.5, 0.6, 0.7, 0.8) for m in (2, 3, 4)]
 
 
+FOLDS = 7  # the 13 groups, two held out together (one alone): stricter than leave-one-out
+
+
+def fold_of(names: list[str]) -> dict[str, int]:
+    return {g: i % FOLDS for i, g in enumerate(names)}
+
+
 def cmd_cv(args) -> None:
+    """Leave-source-out: each fold's head never sees the groups it is tested on. `--worker W
+    --workers N` trains folds W, W+N, ... (run N of them at once); without --worker, trains
+    what is missing and evaluates."""
     sys.path.insert(0, str(HERE.parent.parent / "shared" / "bench"))
     import score as SC
     d = np.load(WORK / "train.npz")
-    feats, labels, groups, names = d["feats"], d["labels"], d["groups"], list(d["group_names"])
+    feats = d["feats"].astype(np.float32)
+    labels, groups, names = d["labels"], d["groups"], [str(x) for x in d["group_names"]]
+    fold = fold_of(names)
+    fold_dir = WORK / "folds"
+    fold_dir.mkdir(exist_ok=True)
+    t0 = time.time()
+    for k in range(FOLDS):
+        if args.worker is not None and k % args.workers != args.worker:
+            continue
+        held = [gi for gi, g in enumerate(names) if fold[g] == k]
+        path = fold_dir / f"fold{k}.pt"
+        if not path.exists():
+            m = ~np.isin(groups, held)
+            head = train_head(feats[m], labels[m], args.seed, args.steps)
+            torch.save(head.state_dict(), path)
+        print(f"  fold {k} (held out: {', '.join(names[g] for g in held)}) ({time.time() - t0:.0f}s)", flush=True)
+    if args.worker is not None:
+        return
+    while not (WORK / "test" / "features.done").exists():
+        time.sleep(10)
     test = load_test()
     fold_probs = {}
-    t0 = time.time()
-    for gi, g in enumerate(names):
-        m = groups != gi
-        head = train_head(feats[m], labels[m], args.seed, args.steps)
-        fold_probs[g] = [probs_for(head, fz) for _, fz in test[g]]
-        print(f"  fold {g}: trained on {m.sum()} windows ({time.time() - t0:.0f}s)", flush=True)
+    for g in names:
+        head = BoundaryHead()
+        head.load_state_dict(torch.load(fold_dir / f"fold{fold[g]}.pt"))
+        fold_probs[g] = [probs_for(head.eval(), fz) for _, fz in test[g]]
     # thresholds from the cross-validation: best mean per-group F1 over the grid
     results = []
     for cfg in GRID:
@@ -733,7 +773,7 @@ def cmd_cv(args) -> None:
     best = results[0]
     rule = {**DEFAULT_RULE, **best[1]}
     print(f"best rule by mean leave-one-source-out F1: {best[1]} -> {best[0]:.3f}")
-    report = {"rule": rule, "mean_f1": best[0], "per_group": {}, "grid_top": [
+    report = {"rule": rule, "mean_f1": best[0], "folds": {g: fold[g] for g in names}, "per_group": {}, "grid_top": [
         {"mean_f1": r[0], **r[1]} for r in results[:10]]}
     all_rows = []
     for g in names:
@@ -755,7 +795,9 @@ def cmd_export(args) -> None:
     import onnx
     d = np.load(WORK / "train.npz")
     cv = json.loads((WORK / "cv.json").read_text())
-    head = train_head(d["feats"], d["labels"], args.seed, args.steps, log=print)
+    head = BoundaryHead()
+    head.load_state_dict(torch.load(WORK / "head.pt"))
+    head.eval()
     backbone = TR.FrameGPT()
     onnx_weights.load_backbone(args.backbone, backbone)
     model = WithBoundary(backbone, head).eval()
@@ -785,12 +827,18 @@ def cmd_export(args) -> None:
         ref = model(torch.from_numpy(x))
     print("parity torch vs ORT:", [float(np.abs(a - b.numpy()).max()) for a, b in zip(new, ref)])
     print("backbone outputs vs v1 file:", [float(np.abs(a - b).max()) for a, b in zip(new[:2], old)])
+
+
+def cmd_final(args) -> None:
+    """The shipped head: trained on every group, twice the steps of a fold's."""
+    d = np.load(WORK / "train.npz")
+    head = train_head(d["feats"].astype(np.float32), d["labels"], args.seed, 2 * args.steps, log=print)
     torch.save(head.state_dict(), WORK / "head.pt")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["data", "testfeat", "cv", "export"])
+    ap.add_argument("command", choices=["data", "testvideos", "testfeat", "cv", "final", "export"])
     ap.add_argument("--backbone", type=Path, default=WORK / "backbone-v1.onnx",
                     help="v1 backbone (default: a copy of the shipped model's backbone)")
     ap.add_argument("--out", type=Path, default=HERE / "framegpt-base.onnx")
@@ -798,11 +846,15 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=26000)
     ap.add_argument("--videos-per-group", type=int, default=2)
     ap.add_argument("--video-frames", type=int, default=700)
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=300, help="optimizer steps per head (batch 128 windows)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--worker", type=int)
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"data": cmd_data, "testfeat": cmd_testfeat, "cv": cmd_cv, "export": cmd_export}[args.command](args)
+    torch.set_flush_denormal(True)
+    {"data": cmd_data, "testvideos": cmd_testvideos, "testfeat": cmd_testfeat, "cv": cmd_cv,
+     "final": cmd_final, "export": cmd_export}[args.command](args)
 
 
 if __name__ == "__main__":
