@@ -556,6 +556,10 @@ def detect(pc, pg, th, luma, cfg) -> list[tuple[int, str]]:
             flash_until = None
             before = th[i - 1]
             jump = np.sqrt(((before - th[i]) ** 2).mean())
+            # the end of a flash: the picture returns to one of just before the spike
+            if any(np.sqrt(((th[j] - th[i]) ** 2).mean()) < cfg["flash_return"] * jump
+                   for j in range(max(0, i - L), i - 1)):
+                continue
             later = range(i + 2, min(P, i + L + 1))
             if any(np.sqrt(((before - th[j]) ** 2).mean()) < cfg["flash_return"] * jump for j in later):
                 flash_until = i + L

@@ -363,7 +363,7 @@ mod tests {
             label: Some("bird"),
             confidence: Some(0.5),
             repeated: 0,
-            boundary_prob: Some(0.98765),
+            boundary_prob: Some(0.98766),
             gradual_prob: None,
         };
         assert_eq!(

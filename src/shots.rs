@@ -400,7 +400,7 @@ impl ShotDetector {
             .filter_map(|j| prob(j, cut))
             .all(|c| p.cut >= c);
         if p.cut >= cfg.learned_cut && before_lower && after_not_higher {
-            if self.ends_flash(i) {
+            if self.ends_flash(i) || self.returns_to_recent(i) {
                 return None;
             }
             if self.is_flash(i) {
@@ -470,6 +470,17 @@ impl ShotDetector {
                 false
             }
         }
+    }
+
+    /// The end of a flash whose start was not a cut candidate: the picture at `i` is back to
+    /// one of the `lookahead` pictures before the jump.
+    fn returns_to_recent(&self, i: usize) -> bool {
+        let jump = thumb_distance(&self.window[i - 1].thumb, &self.window[i].thumb);
+        let from = i.saturating_sub(self.cfg.lookahead);
+        (from..i.saturating_sub(1)).any(|j| {
+            thumb_distance(&self.window[j].thumb, &self.window[i].thumb)
+                < self.cfg.flash_return * jump
+        })
     }
 
     /// A flash: the content after the spike returns to what it was before.
@@ -577,6 +588,21 @@ mod tests {
             })
             .collect();
         assert!(boundaries(&run(flash)).is_empty());
+    }
+
+    #[test]
+    fn learned_cut_where_the_picture_returns_from_a_flash_is_not_a_cut() {
+        // frames 20-21 bright, the model only fires on the return at 22
+        let signals: Vec<FrameSignal> = (0..40)
+            .map(|i| {
+                learned(
+                    if i == 22 { 0.95 } else { 0.0 },
+                    0.0,
+                    if i == 20 || i == 21 { 3.0 } else { 0.0 },
+                )
+            })
+            .collect();
+        assert!(boundaries(&run(signals)).is_empty());
     }
 
     #[test]

@@ -287,7 +287,7 @@ fn inspect_prints_the_contract_and_providers() {
     let r = run(framegpt().arg("inspect"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     for needle in [
-        "contract:    v1, ok",
+        "contract:    v2, ok",
         "frames:      64x64",
         "context:     8 frames",
         "providers:   CPU",

@@ -94,7 +94,7 @@ fn finetune_writes_one_model_that_inspect_and_analyze_use() {
     let inspect = run(framegpt().arg("inspect").arg(&model));
     assert_eq!(inspect.code, 0, "{}", inspect.stderr);
     assert!(
-        inspect.stdout.contains("contract:    v1, ok"),
+        inspect.stdout.contains("contract:    v2, ok"),
         "{}",
         inspect.stdout
     );
