@@ -13,7 +13,7 @@ SRC=${SRC:-$HOME/.cache/framegpt-bench/sbd/src}
 FETCH=${FETCH:-$ROOT/../shared/bench/fetch_sources.sh}   # the shared set's own fetcher
 bash "$FETCH" "$SRC" >&2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-for clip in bigbuckbunny bikes carphone_pristine; do
+for clip in bigbuckbunny bikes carphone_pristine; do  # the development set: evaluation only
   video="$SRC/dev/$clip.mp4"
   dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$video")
   # The context (8 frames) and STEPS real frames must fit before the end.
