@@ -61,6 +61,10 @@ pub struct StepResult {
     pub repeats: Vec<FrameMeta>,
 }
 
+/// One batch of a file as inference returns it: owned steps, and the boundary
+/// probabilities of the positions its windows own.
+type Batch = (Vec<StepResult>, Vec<(u64, BoundaryProbs)>);
+
 /// A frame waiting for its shot decision, with what its rows need.
 struct Waiting {
     frame: FrameMeta,
@@ -108,7 +112,7 @@ pub struct FileOutput {
     waiting: VecDeque<Waiting>,
     carried_surprise: Option<f32>,
     next_seq: u64,
-    reorder: BTreeMap<u64, (Vec<StepResult>, Vec<(u64, BoundaryProbs)>)>,
+    reorder: BTreeMap<u64, Batch>,
     shots: Vec<Shot>,
     frames_written: u64,
     last_pts: f64,

@@ -210,25 +210,7 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
         return None;
     }
     let before = errs.len();
-    let boundary = if version == "2" {
-        match md.get("framegpt.boundary").map(|s| s.trim()) {
-            Some(BOUNDARY_CHANNELS) => Some(BoundaryOutput {
-                rule: md.get("framegpt.boundary_rule").cloned(),
-            }),
-            Some(other) => {
-                errs.push(format!(
-                    "metadata `framegpt.boundary`: expected `{BOUNDARY_CHANNELS}`, found `{other}`"
-                ));
-                None
-            }
-            None => {
-                errs.push(format!("metadata `framegpt.boundary` missing: contract v2 requires it (`{BOUNDARY_CHANNELS}`)"));
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let boundary = (version == "2").then(|| parse_boundary(md, errs)).flatten();
     let frame = parse_frame_size(&md["framegpt.frame_size"])
         .map_err(|e| errs.push(format!("metadata `framegpt.frame_size`: {e}")))
         .ok();
@@ -287,6 +269,27 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
         version: if boundary.is_some() { 2 } else { 1 },
         boundary,
     })
+}
+
+/// v2: `framegpt.boundary` must name the channels of the `boundary` output.
+fn parse_boundary(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Option<BoundaryOutput> {
+    match md.get("framegpt.boundary").map(|s| s.trim()) {
+        Some(BOUNDARY_CHANNELS) => Some(BoundaryOutput {
+            rule: md.get("framegpt.boundary_rule").cloned(),
+        }),
+        Some(other) => {
+            errs.push(format!(
+                "metadata `framegpt.boundary`: expected `{BOUNDARY_CHANNELS}`, found `{other}`"
+            ));
+            None
+        }
+        None => {
+            errs.push(format!(
+                "metadata `framegpt.boundary` missing: contract v2 requires it (`{BOUNDARY_CHANNELS}`)"
+            ));
+            None
+        }
+    }
 }
 
 fn check_tensor(
