@@ -138,7 +138,7 @@ impl FileOutput {
             None
         };
         Ok(FileOutput {
-            video: input.rel.to_string_lossy().to_string(),
+            video: crate::manifest::rel_key(&input.rel),
             dir,
             source: input.path.clone(),
             labels: contract.labels.clone(),
@@ -315,8 +315,29 @@ impl FileOutput {
     }
 
     /// Flushes the detector, closes the last shot, renames everything into place and
-    /// returns the video's clips.csv row.
-    pub fn finish(mut self, config: &OutputConfig, summary: &DecodeSummary) -> Result<ClipRow> {
+    /// returns the video's clips.csv row. When any file cannot be written (a full disk),
+    /// none of the video's files is kept: no orphan shots.csv next to a missing frames.csv.
+    pub fn finish(self, config: &OutputConfig, summary: &DecodeSummary) -> Result<ClipRow> {
+        let dir = self.dir.clone();
+        let result = self.finish_files(config, summary);
+        if result.is_err() {
+            for name in config.files() {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            write::remove_empty_dirs(&dir, &config.output_dir);
+        }
+        result
+    }
+
+    /// Drops a video's unfinished outputs (their temporaries go) and the folders that
+    /// were made only for them.
+    pub fn discard(self, config: &OutputConfig) {
+        let dir = self.dir.clone();
+        drop(self);
+        write::remove_empty_dirs(&dir, &config.output_dir);
+    }
+
+    fn finish_files(mut self, config: &OutputConfig, summary: &DecodeSummary) -> Result<ClipRow> {
         self.score_ready(true)?;
         let decisions = self.detector.finish();
         self.write_decided(decisions)?;

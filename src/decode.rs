@@ -201,8 +201,19 @@ fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, DecodeError
     let mut dict = ffmpeg::Dictionary::new();
     dict.set("protocol_whitelist", "file");
     dict.set("format_whitelist", FORMAT_WHITELIST);
-    // The `file:` prefix keeps a name containing `:` from being read as a protocol.
-    let url = format!("file:{}", path.display());
+    // The `file:` prefix keeps a name containing `:` from being read as a protocol. FFmpeg
+    // (and ffmpeg-next) take a UTF-8 name: a name that is not UTF-8 is opened here and
+    // passed as `/proc/self/fd/N`, which names the same file (the handle lives until
+    // FFmpeg has opened its own).
+    let (url, _held) = match path.to_str() {
+        Some(name) => (format!("file:{name}"), None),
+        None => {
+            let file = std::fs::File::open(path)
+                .map_err(|e| DecodeError::Open(format!("cannot open it: {e}")))?;
+            let fd = std::os::unix::io::AsRawFd::as_raw_fd(&file);
+            (format!("file:/proc/self/fd/{fd}"), Some(file))
+        }
+    };
     ffmpeg::format::input_with_dictionary(&url, dict)
         .map_err(|e| DecodeError::Open(describe_open_error(e)))
 }

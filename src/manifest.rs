@@ -35,6 +35,11 @@ pub struct ShardInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputRecord {
     pub video: String,
+    /// The input's path relative to its root: where its outputs are (lossless, unlike
+    /// `video`, for a name that is not UTF-8; empty in manifests written before it was).
+    #[serde(default, with = "lossless_path")]
+    pub rel: PathBuf,
+    #[serde(with = "lossless_path")]
     pub path: PathBuf,
     pub size: u64,
     pub mtime_ns: u128,
@@ -51,6 +56,7 @@ impl InputRecord {
         let (size, mtime_ns) = fingerprint(&input.path).unwrap_or((input.size, 0));
         InputRecord {
             video: row.video.clone(),
+            rel: input.rel.clone(),
             path: input.path.clone(),
             size,
             mtime_ns,
@@ -148,8 +154,64 @@ impl Manifest {
     }
 }
 
+impl InputRecord {
+    /// Where the input's outputs are, relative to the output folder.
+    pub fn rel_path(&self) -> PathBuf {
+        if self.rel.as_os_str().is_empty() {
+            PathBuf::from(&self.video)
+        } else {
+            self.rel.clone()
+        }
+    }
+}
+
+/// An input's key in the manifest and its `video` cell: the relative path, with each byte
+/// that is not UTF-8 written `\xNN`, so two such names never share a key (a lossy `�`
+/// would merge them).
 pub fn rel_key(rel: &Path) -> String {
-    rel.to_string_lossy().into_owned()
+    use std::os::unix::ffi::OsStrExt;
+    let mut key = String::new();
+    for chunk in rel.as_os_str().as_bytes().utf8_chunks() {
+        key.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            key.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    key
+}
+
+/// Paths in run.json: a string when the path is UTF-8, else `{"unix_bytes": [...]}`, so a
+/// name that is not UTF-8 survives the round trip (serde's own `PathBuf` refuses it).
+mod lossless_path {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Bytes { unix_bytes: Vec<u8> },
+    }
+
+    pub fn serialize<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+        match path.to_str() {
+            Some(text) => Repr::Text(text.to_string()),
+            None => Repr::Bytes {
+                unix_bytes: path.as_os_str().as_bytes().to_vec(),
+            },
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        Ok(match Repr::deserialize(d)? {
+            Repr::Text(text) => PathBuf::from(text),
+            Repr::Bytes { unix_bytes } => PathBuf::from(OsString::from_vec(unix_bytes)),
+        })
+    }
 }
 
 /// Size and modification time (ns since the epoch) of a file.
@@ -183,6 +245,10 @@ mod tests {
             "a.mp4".into(),
             InputRecord {
                 video: "a.mp4".into(),
+                rel: std::ffi::OsString::from(std::os::unix::ffi::OsStringExt::from_vec(
+                    b"caf\xe9.mp4".to_vec(),
+                ))
+                .into(),
                 path: "/x/a.mp4".into(),
                 size: 10,
                 mtime_ns: 12345678901234567890,

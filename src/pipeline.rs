@@ -381,8 +381,10 @@ impl<'s, 'a> Writer<'s, 'a> {
         if self.shared.cancel.load(Ordering::Relaxed) {
             self.interrupted = true;
         }
-        // Anything still open was interrupted: dropping it discards its temporary files.
-        drop(self.open);
+        // Anything still open was interrupted: its temporary files and new folders go.
+        for (_, out) in self.open.drain() {
+            out.discard(&self.shared.config.output);
+        }
         RunReport {
             rows: self.rows.into_iter().collect(),
             interrupted: self.interrupted,
@@ -404,7 +406,7 @@ impl<'s, 'a> Writer<'s, 'a> {
                     let n = steps.iter().map(|s| 1 + s.repeats.len() as u64).sum();
                     if let Err(e) = self.write_batch(file, seq, steps, boundary) {
                         self.failed.insert(file, format!("{e:#}"));
-                        self.open.remove(&file);
+                        self.discard(file);
                     }
                     let total = self.frames_total.fetch_add(n, Ordering::Relaxed) + n;
                     self.shared.progress.frames(total, self.started.elapsed());
@@ -414,7 +416,7 @@ impl<'s, 'a> Writer<'s, 'a> {
             Scored::Failed { file, error } => {
                 *self.received.entry(file).or_default() += 1;
                 self.failed.entry(file).or_insert(error);
-                self.open.remove(&file);
+                self.discard(file);
                 file
             }
             Scored::Done(d) => {
@@ -422,6 +424,13 @@ impl<'s, 'a> Writer<'s, 'a> {
                 self.done.insert(file, d);
                 file
             }
+        }
+    }
+
+    /// Drops a failed file's unfinished outputs.
+    fn discard(&mut self, file: usize) {
+        if let Some(out) = self.open.remove(&file) {
+            out.discard(&self.shared.config.output);
         }
     }
 
@@ -447,9 +456,16 @@ impl<'s, 'a> Writer<'s, 'a> {
     fn finalize(&mut self, file: usize) {
         let d = self.done.remove(&file).expect("file is complete");
         let input = &self.shared.files[file];
-        let video = input.rel.to_string_lossy().to_string();
-        let output = self.open.remove(&file);
-        let mut row = match (d.outcome, self.failed.remove(&file)) {
+        let video = crate::manifest::rel_key(&input.rel);
+        let config = &self.shared.config.output;
+        let mut output = self.open.remove(&file);
+        let failed = self.failed.remove(&file);
+        if d.outcome.is_err() || failed.is_some() {
+            if let Some(out) = output.take() {
+                out.discard(config);
+            }
+        }
+        let mut row = match (d.outcome, failed) {
             (Err(DecodeError::Cancelled), _) => {
                 self.interrupted = true;
                 return;
@@ -458,7 +474,7 @@ impl<'s, 'a> Writer<'s, 'a> {
             (Err(e), None) => ClipRow::failed(video, e.to_string()),
             (Ok(summary), None) => match output {
                 Some(out) => out
-                    .finish(&self.shared.config.output, &summary)
+                    .finish(config, &summary)
                     .unwrap_or_else(|e| ClipRow::failed(video, format!("{e:#}"))),
                 None => ClipRow::failed(video, "no frame was analyzed".to_string()),
             },

@@ -41,6 +41,7 @@ pub const FRAMES_HEADER: [&str; 12] = [
 /// One row of frames.csv: one analyzed frame.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FrameRow<'a> {
+    #[serde(serialize_with = "text")]
     pub video: &'a str,
     pub frame: u64,
     #[serde(serialize_with = "fixed::<3, _>")]
@@ -51,6 +52,7 @@ pub struct FrameRow<'a> {
     pub surprise_z: Option<f32>,
     pub is_cut: u8,
     pub shot: usize,
+    #[serde(serialize_with = "opt_text")]
     pub label: Option<&'a str>,
     #[serde(serialize_with = "opt_fixed::<4, _, _>")]
     pub confidence: Option<f32>,
@@ -78,6 +80,7 @@ pub const SHOTS_HEADER: [&str; 8] = [
 /// One row of shots.csv.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShotRow<'a> {
+    #[serde(serialize_with = "text")]
     pub video: &'a str,
     pub shot: usize,
     pub start_frame: u64,
@@ -89,6 +92,7 @@ pub struct ShotRow<'a> {
     /// How the shot began (empty for the first shot).
     pub transition: Option<&'static str>,
     /// The label most of the shot's frames have.
+    #[serde(serialize_with = "opt_text")]
     pub label: Option<&'a str>,
 }
 
@@ -144,8 +148,10 @@ pub enum Status {
 /// One row of clips.csv: one input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClipRow {
+    #[serde(serialize_with = "text")]
     pub video: String,
     pub status: Status,
+    #[serde(serialize_with = "opt_error")]
     pub error: Option<String>,
     #[serde(serialize_with = "opt_fixed::<3, _, _>")]
     pub duration_s: Option<f64>,
@@ -157,6 +163,7 @@ pub struct ClipRow {
     pub mean_surprise: Option<f32>,
     #[serde(serialize_with = "finite::<6, _>")]
     pub max_surprise: Option<f32>,
+    #[serde(serialize_with = "opt_text")]
     pub top_label: Option<String>,
     #[serde(serialize_with = "opt_fixed::<4, _, _>")]
     pub top_label_share: Option<f32>,
@@ -170,7 +177,7 @@ impl ClipRow {
         ClipRow {
             video,
             status: Status::Error,
-            error: Some(error),
+            error: Some(error.trim_end().to_string()),
             duration_s: None,
             frames_decoded: 0,
             frames_analyzed: 0,
@@ -278,6 +285,36 @@ pub fn to_record<T: Serialize>(row: &T) -> Vec<String> {
         .and_then(Result::ok)
         .map(|rec| rec.iter().map(String::from).collect())
         .unwrap_or_default()
+}
+
+/// A text cell as written. One a spreadsheet would take for a formula (it starts with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, as OWASP's "CSV
+/// Injection" page advises. Only text columns (video, error, label) go through this;
+/// numbers never do.
+pub fn neutralize(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+fn text<T: AsRef<str>, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&neutralize(v.as_ref()))
+}
+
+/// A text cell; empty when absent.
+fn opt_text<T: AsRef<str>, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => text(v, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// An error cell: a text cell without trailing whitespace (FFmpeg's messages end in a
+/// newline).
+fn opt_error<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    opt_text(&v.as_deref().map(str::trim_end), s)
 }
 
 /// `v` with `D` decimals.

@@ -109,6 +109,21 @@ pub fn remove_stale_temporaries(dir: &Path) {
     }
 }
 
+/// Removes `dir` and its parents up to (not including) `stop` while they are empty, so an
+/// input that left no file leaves no folder either.
+pub fn remove_empty_dirs(dir: &Path, stop: &Path) {
+    let mut dir = dir;
+    while dir != stop && dir.starts_with(stop) {
+        if std::fs::remove_dir(dir).is_err() {
+            break;
+        }
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => break,
+        }
+    }
+}
+
 pub fn is_temporary_name(name: &str) -> bool {
     let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
         return false;

@@ -56,12 +56,34 @@ pub struct GlobalArgs {
     /// When to use colors on stderr (NO_COLOR is respected).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
-    /// Total CPU threads, shared by FFmpeg, ONNX Runtime and rayon [default: all cores].
-    #[arg(long, global = true, value_name = "N")]
+    /// Total CPU threads, shared by FFmpeg, ONNX Runtime and rayon [default: all cores;
+    /// at most 4 per core, between 16 and 256].
+    #[arg(long, global = true, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Never show progress bars.
     #[arg(long, global = true)]
     pub no_progress: bool,
+}
+
+/// The most `--threads` accepted here: 4 per core, at least 16, at most 256. More only
+/// adds contention, and far more exhausts memory or makes ONNX Runtime fail every file.
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores).clamp(16, 256)
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    let max = max_threads();
+    match n {
+        0 => Err("--threads must be at least 1".to_string()),
+        n if n > max => Err(format!(
+            "--threads {n} is more than this machine can use (at most {max}: 4 per core, between 16 and 256)"
+        )),
+        n => Ok(n),
+    }
 }
 
 impl GlobalArgs {
@@ -130,6 +152,7 @@ pub enum Command {
 
 /// The `framegpt` program: parse, start logging, run the subcommand, map to an exit status.
 pub fn main() -> std::process::ExitCode {
+    crate::model::runtime::disable_telemetry();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::{AnalyzeArgs, EmbeddingsFormat, GlobalArgs, ScenesFormatArg};
 use crate::digest;
@@ -141,6 +141,9 @@ fn sample_spec(args: &AnalyzeArgs) -> Result<SampleSpec, UsageError> {
                 "--fps must be a positive number, got {f}"
             )));
         }
+    }
+    if args.max_frames == Some(0) {
+        return Err(UsageError::msg("--max-frames must be at least 1"));
     }
     if args.every == Some(0) {
         return Err(UsageError::msg("--every must be at least 1"));
@@ -364,8 +367,7 @@ fn write_clips(
         }
     }
     let clips_path = settings.output_dir.join("clips.csv");
-    write::write_csv_atomic(&clips_path, &rows::CLIPS_HEADER, &records)
-        .with_context(|| format!("failed to write `{}`", clips_path.display()))?;
+    write::write_csv_atomic(&clips_path, &rows::CLIPS_HEADER, &records)?;
     Ok((clips_path, failed))
 }
 

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::{GlobalArgs, MergeArgs};
 use crate::exit::{ExitCode, UsageError};
-use crate::manifest::{InputRecord, Manifest, MANIFEST_FILE};
+use crate::manifest::{self, InputRecord, Manifest, MANIFEST_FILE};
 use crate::rows;
 use crate::write::{self, AtomicFile};
 
@@ -47,7 +47,7 @@ pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let mut entries: Vec<(PathBuf, &Path, &InputRecord)> = Vec::new();
     for (dir, m) in shards {
         for rec in m.inputs.values() {
-            entries.push((PathBuf::from(&rec.video), dir.as_path(), rec));
+            entries.push((rec.rel_path(), dir.as_path(), rec));
         }
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -94,7 +94,7 @@ pub fn run(args: &MergeArgs, global: &GlobalArgs) -> Result<ExitCode> {
         None,
         entries
             .iter()
-            .map(|(v, _, _)| v.to_string_lossy().into_owned())
+            .map(|(v, _, _)| manifest::rel_key(v))
             .collect(),
     );
     for (_, _, rec) in &entries {
@@ -193,7 +193,7 @@ fn unmatched_rows(dir: &Path, m: &Manifest) -> Result<Vec<Vec<String>>> {
     for rec in reader.records() {
         let rec = rec?;
         let video = rec.get(0).unwrap_or_default();
-        if !m.inputs.contains_key(video) {
+        if !m.inputs.keys().any(|k| rows::neutralize(k) == video) {
             rows.push(rec.iter().map(String::from).collect());
         }
     }

@@ -94,6 +94,16 @@ pub fn find_library() -> Result<PathBuf, RuntimeError> {
         .ok_or(RuntimeError::NotFound { searched })
 }
 
+/// Turns ONNX Runtime's telemetry off for this process. Since 1.2x its Linux build queues
+/// events (executable path, OS, CPU, a device id) in
+/// `~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db` as soon as the library
+/// starts, and `DisableTelemetryEvents` (ort's `with_telemetry(false)`) comes too late to
+/// stop that; the library's `ORT_DISABLE_TELEMETRY` variable does. Call it first thing in
+/// `main`, while the process has one thread (setting the environment is not thread-safe).
+pub fn disable_telemetry() {
+    std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
+}
+
 /// Loads ONNX Runtime (once per process) and returns its environment.
 pub fn environment() -> Result<&'static ort::environment::Environment, RuntimeError> {
     let loaded = LOADED.get_or_init(|| {
@@ -122,6 +132,8 @@ fn load(path: &Path) -> Result<ort::environment::Environment, RuntimeError> {
     })?;
     let env = builder
         .with_name("framegpt")
+        // Telemetry off here too (see `disable_telemetry`, which must come first).
+        .with_telemetry(false)
         .build()
         .map_err(|e| RuntimeError::Load {
             path: path.to_path_buf(),
