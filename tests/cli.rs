@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 mod finetune;
 #[path = "cli/report.rs"]
 mod report;
+#[path = "cli/hardening.rs"]
+mod hardening;
 
 use assert_cmd::Command;
 use tempfile::TempDir;
@@ -932,6 +934,8 @@ fn sigint_exits_130_with_a_consistent_manifest() {
         );
     }
     assert_no_temp_files(out.path());
+    // Files in flight leave no folder behind either.
+    assert_eq!(hardening::empty_dirs(out.path()), Vec::<PathBuf>::new());
     let r = analyze(
         &[inputs.path()],
         out.path(),
