@@ -17,6 +17,10 @@ Fixtures (all follow contract v1 except where the name says otherwise):
 - wrong-shape.onnx          metadata says patch_size 8 (so C should be 192) but the input's
                             last dim is 48 (= 3*4*4).
 - no-metadata.onnx          the tiny-valid graph without any framegpt.* metadata.
+- lying-context.onnx        metadata says context_frames 9; inputs and outputs leave the
+                            time axis symbolic (shape inference cannot see through the
+                            graph), but a per-frame offset is gathered from an 8-row table,
+                            so it only runs on 8 frames (a model that lies).
 """
 
 from __future__ import annotations
@@ -42,12 +46,12 @@ MEAN = "0.45,0.45,0.45"
 STD = "0.225,0.225,0.225"
 
 
-def contract_metadata(contract: str = "1", embedding_dim: int = D) -> dict[str, str]:
+def contract_metadata(contract: str = "1", embedding_dim: int = D, context: int = T) -> dict[str, str]:
     return {
         "framegpt.contract": contract,
         "framegpt.frame_size": f"{FRAME}x{FRAME}",
         "framegpt.patch_size": str(PATCH),
-        "framegpt.context_frames": str(T),
+        "framegpt.context_frames": str(context),
         "framegpt.mean": MEAN,
         "framegpt.std": STD,
         "framegpt.embedding_dim": str(embedding_dim),
@@ -63,7 +67,9 @@ def contract_metadata(contract: str = "1", embedding_dim: int = D) -> dict[str, 
     }
 
 
-def build_graph(c: int = C, with_next: bool = True, name: str = "framegpt_tiny") -> onnx.GraphProto:
+def build_graph(
+    c: int = C, with_next: bool = True, name: str = "framegpt_tiny", static_time: bool = True
+) -> onnx.GraphProto:
     rng = np.random.default_rng(1234)
     a = (rng.standard_normal((c, RANK)) * 0.05).astype(np.float32)
     b = (rng.standard_normal((RANK, c)) * 0.05).astype(np.float32)
@@ -73,21 +79,40 @@ def build_graph(c: int = C, with_next: bool = True, name: str = "framegpt_tiny")
         numpy_helper.from_array(b, "delta_b"),
         numpy_helper.from_array(e, "embed_w"),
     ]
-    nodes = [
+    nodes = []
+    source = "patches"
+    if not static_time:
+        # offset[t] = table[t] for t < frames: a T-row table, so only T-frame windows run.
+        inits += [
+            numpy_helper.from_array(np.zeros((T, 1, 1), np.float32), "time_table"),
+            numpy_helper.from_array(np.array(1, np.int64), "one"),
+            numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        ]
+        nodes += [
+            helper.make_node("Shape", ["patches"], ["patches_shape"]),
+            helper.make_node("Gather", ["patches_shape", "one"], ["frames"], axis=0),
+            helper.make_node("Range", ["zero", "frames", "one"], ["frame_ids"]),
+            helper.make_node("Gather", ["time_table", "frame_ids"], ["time_offset"], axis=0),
+            helper.make_node("Add", ["patches", "time_offset"], ["patches_t"]),
+        ]
+        source = "patches_t"
+    nodes += [
         # embeddings[b, t] = mean_n(patches[b, t, n] @ E)
-        helper.make_node("MatMul", ["patches", "embed_w"], ["proj"]),
+        helper.make_node("MatMul", [source, "embed_w"], ["proj"]),
         helper.make_node("ReduceMean", ["proj"], ["embeddings"], axes=[2], keepdims=0),
     ]
     outputs = []
     if with_next:
         nodes += [
-            helper.make_node("MatMul", ["patches", "delta_a"], ["low"]),
+            helper.make_node("MatMul", [source, "delta_a"], ["low"]),
             helper.make_node("MatMul", ["low", "delta_b"], ["delta"]),
-            helper.make_node("Add", ["patches", "delta"], ["next_patches"]),
+            helper.make_node("Add", [source, "delta"], ["next_patches"]),
         ]
-        outputs.append(helper.make_tensor_value_info("next_patches", TensorProto.FLOAT, ["batch", T, N, c]))
-    outputs.append(helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", T, D]))
-    inputs = [helper.make_tensor_value_info("patches", TensorProto.FLOAT, ["batch", T, N, c])]
+    t = T if static_time else "time"
+    if with_next:
+        outputs.append(helper.make_tensor_value_info("next_patches", TensorProto.FLOAT, ["batch", t, N, c]))
+    outputs.append(helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["batch", t, D]))
+    inputs = [helper.make_tensor_value_info("patches", TensorProto.FLOAT, ["batch", t, N, c])]
     return helper.make_graph(nodes, name, inputs, outputs, initializer=inits)
 
 
@@ -117,6 +142,7 @@ def main() -> None:
         "missing-output.onnx": make_model(build_graph(with_next=False), contract_metadata()),
         "wrong-shape.onnx": make_model(build_graph(c=3 * 4 * 4), contract_metadata()),
         "no-metadata.onnx": make_model(build_graph(), None),
+        "lying-context.onnx": make_model(build_graph(static_time=False), contract_metadata(context=9)),
     }
     for name, model in fixtures.items():
         path = args.out / name

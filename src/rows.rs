@@ -289,14 +289,28 @@ pub fn to_record<T: Serialize>(row: &T) -> Vec<String> {
 
 /// A text cell as written. One a spreadsheet would take for a formula (it starts with `=`,
 /// `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, as OWASP's "CSV
-/// Injection" page advises. Only text columns (video, error, label) go through this;
-/// numbers never do.
+/// Injection" page advises; so does one that already starts with quotes before such a
+/// character, so [`restore`] gives back every text exactly. Only text columns (video,
+/// error, label) go through this; numbers never do.
 pub fn neutralize(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if is_formula_like(text) {
         std::borrow::Cow::Owned(format!("'{text}"))
     } else {
         std::borrow::Cow::Borrowed(text)
     }
+}
+
+/// The text a [`neutralize`]d cell came from (for readers of our own CSVs).
+pub fn restore(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if is_formula_like(rest) => rest,
+        _ => cell,
+    }
+}
+
+fn is_formula_like(text: &str) -> bool {
+    text.trim_start_matches('\'')
+        .starts_with(['=', '+', '-', '@', '\t', '\r'])
 }
 
 fn text<T: AsRef<str>, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -442,5 +456,33 @@ mod tests {
             ]
         );
         assert_eq!(to_record(&rows[1])[7], "50");
+    }
+
+    #[test]
+    fn formula_cells_are_neutralized_and_restored_exactly() {
+        for (text, cell) in [
+            ("=1+1.mp4", "'=1+1.mp4"),
+            ("+x", "'+x"),
+            ("-x", "'-x"),
+            ("@x", "'@x"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'=x", "''=x"),
+            ("'quoted", "'quoted"),
+            ("a=b.mp4", "a=b.mp4"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralize(text), cell, "{text:?}");
+            assert_eq!(restore(cell), text, "{cell:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn neutralized_cells_never_start_a_formula_and_restore(text in r"[=+@'\t\r a-z.\-]{0,10}") {
+            let cell = neutralize(&text);
+            proptest::prop_assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']));
+            proptest::prop_assert_eq!(restore(&cell), text.as_str());
+        }
     }
 }

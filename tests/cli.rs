@@ -269,6 +269,8 @@ fn models_that_break_the_contract_exit_2_naming_the_mismatch() {
         ("missing-output.onnx", "output `next_patches` f32 [?, 8, 64, 192]: missing"),
         ("wrong-shape.onnx", "input `patches`: expected `patches` f32 [?, 8, 64, 192], found `patches` f32 [?, 8, 64, 48]"),
         ("no-metadata.onnx", "metadata keys missing: `framegpt.contract`"),
+        // Symbolic time axis, so only running the graph shows that it lies about its context.
+        ("lying-context.onnx", "the graph does not run on a [1, 9, 64, 192] window (metadata `framegpt.context_frames` = 9)"),
     ] {
         let model = fixture("models").join(file);
         let out = TempDir::new().unwrap();
@@ -278,6 +280,7 @@ fn models_that_break_the_contract_exit_2_naming_the_mismatch() {
         assert_eq!(r.code, 2, "{file}: {}", r.stderr);
         assert!(r.stderr.contains("does not meet the framegpt model contract:"), "{file}: {}", r.stderr);
         assert!(r.stderr.contains(needle), "{file}: {}", r.stderr);
+        assert!(!r.stderr.contains('\x1b'), "{file}: raw ANSI on a non-terminal: {:?}", r.stderr);
         let r = run(framegpt().arg("inspect").arg(&model));
         assert_eq!(r.code, 2, "{file}");
         assert!(r.stdout.contains("NOT MET"), "{file}: {}", r.stdout);

@@ -161,7 +161,8 @@ impl Model {
         let session = builder
             .commit_from_memory(&bytes)
             .map_err(|e| open_err(e.to_string()))?;
-        let description = describe_session(&session)?;
+        let mut session = session;
+        let description = describe_session(&mut session)?;
         let contract = description
             .contract
             .map_err(|violations| ModelError::Contract {
@@ -248,16 +249,16 @@ pub fn describe(path: &Path) -> Result<ModelDescription, ModelError> {
         cause,
     };
     let bytes = fs_err::read(path).map_err(|e| open_err(e.to_string()))?;
-    let session = Session::builder(env)
+    let mut session = Session::builder(env)
         .map_err(|e| open_err(e.to_string()))?
         .with_intra_threads(1)
         .map_err(|e| open_err(e.to_string()))?
         .commit_from_memory(&bytes)
         .map_err(|e| open_err(e.to_string()))?;
-    describe_session(&session)
+    describe_session(&mut session)
 }
 
-fn describe_session(session: &Session) -> Result<ModelDescription, ModelError> {
+fn describe_session(session: &mut Session) -> Result<ModelDescription, ModelError> {
     let meta_err = |e: ort::Error| ModelError::Run(format!("cannot read model metadata: {e}"));
     let md = session.metadata().map_err(meta_err)?;
     let mut metadata = BTreeMap::new();
@@ -281,7 +282,9 @@ fn describe_session(session: &Session) -> Result<ModelDescription, ModelError> {
     };
     let inputs: Vec<TensorDecl> = session.inputs().iter().map(decl).collect();
     let outputs: Vec<TensorDecl> = session.outputs().iter().map(decl).collect();
-    let contract = contract::check(&metadata, &inputs, &outputs);
+    drop(md);
+    let contract = contract::check(&metadata, &inputs, &outputs)
+        .and_then(|c| probe(session, &c).map(|()| c));
     Ok(ModelDescription {
         metadata,
         inputs,
@@ -289,6 +292,53 @@ fn describe_session(session: &Session) -> Result<ModelDescription, ModelError> {
         producer,
         contract,
     })
+}
+
+/// Runs the graph once on a zero window of the declared size: metadata that contradicts
+/// the graph where its declared shapes are symbolic (context_frames 9, but the graph only
+/// runs on 8 frames) is found here, not as an error on every input.
+fn probe(session: &mut Session, c: &ModelContract) -> Result<(), ContractViolations> {
+    let (t, n, p) = (c.context_frames, c.num_patches(), c.patch_dim());
+    let window = format!("a [1, {t}, {n}, {p}] window (metadata `framegpt.context_frames` = {t})");
+    let zeros = Array4::<f32>::zeros((1, t, n, p));
+    let fail = |msg: String| ContractViolations(vec![msg]);
+    let input = TensorRef::from_array_view(zeros.view())
+        .map_err(|e| fail(format!("cannot build {window}: {e}")))?;
+    let outputs = session
+        .run(ort::inputs![contract::INPUT_PATCHES => input])
+        .map_err(|e| {
+            fail(format!(
+                "the graph does not run on {window}: {}",
+                first_line(&e.to_string())
+            ))
+        })?;
+    let mut expected = vec![
+        (contract::OUTPUT_NEXT_PATCHES, vec![1, t, n, p]),
+        (contract::OUTPUT_EMBEDDINGS, vec![1, t, c.embedding_dim]),
+    ];
+    if let Some(labels) = &c.labels {
+        expected.push((contract::OUTPUT_LOGITS, vec![1, t, labels.len()]));
+    }
+    let mut errs = Vec::new();
+    for (name, want) in expected {
+        let got: Vec<usize> = match outputs[name].try_extract_array::<f32>() {
+            Ok(a) => a.shape().to_vec(),
+            Err(e) => {
+                errs.push(format!("output `{name}` on {window}: {e}"));
+                continue;
+            }
+        };
+        if got != want {
+            errs.push(format!(
+                "output `{name}` on {window}: expected shape {want:?}, the graph gives {got:?}"
+            ));
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ContractViolations(errs))
+    }
 }
 
 fn register_cuda(

@@ -94,6 +94,19 @@ pub fn find_library() -> Result<PathBuf, RuntimeError> {
         .ok_or(RuntimeError::NotFound { searched })
 }
 
+fn log_bridge(level: ort::logging::LogLevel, category: &str, _id: &str, location: &str, message: &str) {
+    use ort::logging::LogLevel;
+    match level {
+        LogLevel::Fatal | LogLevel::Error => {
+            tracing::info!(target: "onnxruntime", "{category} {location}: {message}")
+        }
+        LogLevel::Warning => tracing::debug!(target: "onnxruntime", "{category} {location}: {message}"),
+        LogLevel::Info | LogLevel::Verbose => {
+            tracing::trace!(target: "onnxruntime", "{category} {location}: {message}")
+        }
+    }
+}
+
 /// Turns ONNX Runtime's telemetry off for this process. Since 1.2x its Linux build queues
 /// events (executable path, OS, CPU, a device id) in
 /// `~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db` as soon as the library
@@ -134,6 +147,10 @@ fn load(path: &Path) -> Result<ort::environment::Environment, RuntimeError> {
         .with_name("framegpt")
         // Telemetry off here too (see `disable_telemetry`, which must come first).
         .with_telemetry(false)
+        // ONNX Runtime's own logger writes ANSI colour even when stderr is a file; its
+        // lines go through `tracing` instead (its errors also come back as the error of
+        // the call, which is what the user sees: the log line is detail, -v shows it).
+        .with_logger(std::sync::Arc::new(log_bridge))
         .build()
         .map_err(|e| RuntimeError::Load {
             path: path.to_path_buf(),

@@ -165,7 +165,7 @@ fn read_clips(path: &Path) -> Result<Vec<ClipEntry>> {
             duration_s: None,
             decode_errors: 0,
         };
-        c.video = c.get("video").to_string();
+        c.video = crate::rows::restore(c.get("video")).to_string();
         c.ok = c.get("status") == "ok";
         c.error = c.get("error").to_string();
         c.duration_s = c.get("duration_s").parse().ok();
