@@ -76,6 +76,10 @@ pub struct DecodeSummary {
 pub enum DecodeError {
     #[error("not a readable video file: {0}")]
     Open(String),
+    /// FFmpeg knows the format, but it is not a video container framegpt reads (an image,
+    /// a playlist, a subtitle file).
+    #[error("not a video: {0}")]
+    NotAVideo(String),
     #[error("empty file (0 bytes)")]
     Empty,
     #[error("no video stream (streams found: {0})")]
@@ -214,8 +218,10 @@ fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, DecodeError
             (format!("file:/proc/self/fd/{fd}"), Some(file))
         }
     };
-    ffmpeg::format::input_with_dictionary(&url, dict)
-        .map_err(|e| DecodeError::Open(describe_open_error(e)))
+    ffmpeg::format::input_with_dictionary(&url, dict).map_err(|e| match foreign_format(path) {
+        Some(cause) => DecodeError::NotAVideo(cause),
+        None => DecodeError::Open(describe_open_error(e)),
+    })
 }
 
 /// The best video stream of a container, with its decoder open.
@@ -472,6 +478,64 @@ impl DrainState {
 
 fn rational_to_positive(r: ffmpeg::Rational) -> Option<f64> {
     (r.numerator() > 0 && r.denominator() > 0).then(|| f64::from(r))
+}
+
+/// Why a file FFmpeg refused is not a video, when FFmpeg recognises its format and that
+/// format is not on the whitelist: "image format png_pipe", "playlist format hls".
+fn foreign_format(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut head)
+        .ok()?;
+    let name = probe::format_name(path, &head)?;
+    let allowed: Vec<&str> = FORMAT_WHITELIST.split(',').collect();
+    if name.split(',').any(|n| allowed.contains(&n)) {
+        return None;
+    }
+    Some(if name.ends_with("_pipe") || name.starts_with("image2") {
+        format!("image format {name} (framegpt reads videos, not still images)")
+    } else if ["hls", "concat", "ffconcat", "dash", "mpd"].contains(&name.as_str()) {
+        format!("playlist format {name} (framegpt does not follow playlists)")
+    } else {
+        format!("format {name}, which is not a video container framegpt reads")
+    })
+}
+
+// FFmpeg's format probe is C: allowed here next to the log bridge.
+#[allow(unsafe_code)]
+mod probe {
+    use super::ffmpeg::ffi;
+    use std::ffi::{CStr, CString};
+
+    /// The demuxer FFmpeg would pick for a file with this name and these first bytes (no
+    /// whitelist, nothing opened: only the bytes given are looked at).
+    pub fn format_name(path: &std::path::Path, head: &[u8]) -> Option<String> {
+        let mut buf = head.to_vec();
+        buf.resize(head.len() + ffi::AVPROBE_PADDING_SIZE as usize, 0);
+        let name = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+        let pd = ffi::AVProbeData {
+            filename: name.as_ptr(),
+            buf: buf.as_mut_ptr(),
+            buf_size: i32::try_from(head.len()).ok()?,
+            mime_type: std::ptr::null(),
+        };
+        // SAFETY: `pd` points at live buffers, `buf` zero-padded as FFmpeg requires; the
+        // returned format is a static FFmpeg table entry with a NUL-terminated name.
+        unsafe {
+            let format = ffi::av_probe_input_format(&pd, 1);
+            if format.is_null() || (*format).name.is_null() {
+                return None;
+            }
+            Some(
+                CStr::from_ptr((*format).name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    }
 }
 
 fn describe_open_error(e: ffmpeg::Error) -> String {

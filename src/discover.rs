@@ -67,6 +67,7 @@ pub fn discover(inputs: &[String], recursive: bool) -> Discovered {
                 if recursive { usize::MAX } else { 1 },
                 is_video_name,
                 &mut found,
+                &mut missing,
             );
             if found.len() == before {
                 missing.push(MissingInput {
@@ -91,7 +92,13 @@ pub fn discover(inputs: &[String], recursive: bool) -> Discovered {
                     let matcher = glob.compile_matcher();
                     let base = absolute(&glob_base(&path));
                     let before = found.len();
-                    walk(&base, usize::MAX, |p| matcher.is_match(p), &mut found);
+                    walk(
+                        &base,
+                        usize::MAX,
+                        |p| matcher.is_match(p),
+                        &mut found,
+                        &mut missing,
+                    );
                     if found.len() == before {
                         missing.push(MissingInput {
                             input: input.clone(),
@@ -131,6 +138,7 @@ fn walk(
     max_depth: usize,
     keep: impl Fn(&Path) -> bool,
     found: &mut BTreeMap<PathBuf, u64>,
+    unreadable: &mut Vec<MissingInput>,
 ) {
     let walker = walkdir::WalkDir::new(dir)
         .max_depth(max_depth)
@@ -139,12 +147,43 @@ fn walk(
     for entry in walker
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !is_hidden(e.path()))
-        .flatten()
     {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                // A folder we may not read, or a video whose link is broken, is reported
+                // (an error row, exit 1) rather than skipped; a link loop is only skipped.
+                if let Some(cause) = walk_error_cause(&e, &keep) {
+                    unreadable.push(MissingInput {
+                        input: e
+                            .path()
+                            .map_or_else(|| dir.display().to_string(), |p| p.display().to_string()),
+                        cause,
+                    });
+                }
+                continue;
+            }
+        };
         if entry.file_type().is_file() && keep(entry.path()) {
             let size = entry.metadata().map_or(0, |m| m.len());
             found.insert(entry.path().to_path_buf(), size);
         }
+    }
+}
+
+fn walk_error_cause(e: &walkdir::Error, keep: &impl Fn(&Path) -> bool) -> Option<String> {
+    if e.loop_ancestor().is_some() {
+        tracing::debug!("skipping a symbolic link loop: {e}");
+        return None;
+    }
+    let io = e.io_error()?;
+    match io.kind() {
+        std::io::ErrorKind::PermissionDenied => Some(format!("cannot read it: {io}")),
+        std::io::ErrorKind::NotFound if e.path().is_some_and(keep) => {
+            Some("broken symbolic link (its target does not exist)".to_string())
+        }
+        _ if e.path().is_some_and(keep) => Some(format!("cannot read it: {io}")),
+        _ => None,
     }
 }
 

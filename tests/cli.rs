@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 #[path = "cli/finetune.rs"]
 mod finetune;
-#[path = "cli/report.rs"]
-mod report;
 #[path = "cli/hardening.rs"]
 mod hardening;
+#[path = "cli/report.rs"]
+mod report;
 
 use assert_cmd::Command;
 use tempfile::TempDir;

@@ -282,6 +282,14 @@ fn find_inputs(settings: &AnalyzeSettings) -> Result<Discovered, UsageError> {
             details.join("\n")
         )));
     }
+    if !settings.quiet {
+        for m in &found.missing {
+            eprintln!(
+                "warning: `{}`: {} (an error row in clips.csv)",
+                m.input, m.cause
+            );
+        }
+    }
     Ok(found)
 }
 

@@ -283,8 +283,8 @@ fn describe_session(session: &mut Session) -> Result<ModelDescription, ModelErro
     let inputs: Vec<TensorDecl> = session.inputs().iter().map(decl).collect();
     let outputs: Vec<TensorDecl> = session.outputs().iter().map(decl).collect();
     drop(md);
-    let contract = contract::check(&metadata, &inputs, &outputs)
-        .and_then(|c| probe(session, &c).map(|()| c));
+    let contract =
+        contract::check(&metadata, &inputs, &outputs).and_then(|c| probe(session, &c).map(|()| c));
     Ok(ModelDescription {
         metadata,
         inputs,

@@ -94,13 +94,21 @@ pub fn find_library() -> Result<PathBuf, RuntimeError> {
         .ok_or(RuntimeError::NotFound { searched })
 }
 
-fn log_bridge(level: ort::logging::LogLevel, category: &str, _id: &str, location: &str, message: &str) {
+fn log_bridge(
+    level: ort::logging::LogLevel,
+    category: &str,
+    _id: &str,
+    location: &str,
+    message: &str,
+) {
     use ort::logging::LogLevel;
     match level {
         LogLevel::Fatal | LogLevel::Error => {
             tracing::info!(target: "onnxruntime", "{category} {location}: {message}")
         }
-        LogLevel::Warning => tracing::debug!(target: "onnxruntime", "{category} {location}: {message}"),
+        LogLevel::Warning => {
+            tracing::debug!(target: "onnxruntime", "{category} {location}: {message}")
+        }
         LogLevel::Info | LogLevel::Verbose => {
             tracing::trace!(target: "onnxruntime", "{category} {location}: {message}")
         }
