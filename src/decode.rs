@@ -544,6 +544,9 @@ fn describe_open_error(e: ffmpeg::Error) -> String {
             "FFmpeg found no supported video container in it (not a video, or corrupt or truncated beyond repair)".to_string()
         }
         ffmpeg::Error::DemuxerNotFound => "no demuxer for this format".to_string(),
+        ffmpeg::Error::Eof => {
+            "the file ends inside the container header (truncated)".to_string()
+        }
         other => other.to_string(),
     }
 }

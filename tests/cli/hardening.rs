@@ -28,10 +28,10 @@ struct SmallDisk {
 }
 
 impl SmallDisk {
-    fn mount(size: &str) -> Option<Self> {
+    fn mount(options: &str) -> Option<Self> {
         let dir = TempDir::new().unwrap();
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(dir.path())
             .stderr(std::process::Stdio::null())
             .status()
@@ -57,7 +57,7 @@ fn a_full_disk_keeps_whole_files_exits_2_and_names_the_path() {
     ];
     let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     for size in ["16k", "24k"] {
-        let Some(disk) = SmallDisk::mount(size) else {
+        let Some(disk) = SmallDisk::mount(&format!("size={size}")) else {
             eprintln!("skipped: cannot mount a tmpfs here (needs root)");
             return;
         };
@@ -102,7 +102,7 @@ fn a_full_disk_keeps_whole_files_exits_2_and_names_the_path() {
 
 /// The ONNX Runtime library this machine has, found the way the binary finds it under the
 /// real HOME, for runs under a HOME of their own.
-fn ort_library() -> OsString {
+pub(crate) fn ort_library() -> OsString {
     if let Some(lib) = std::env::var_os("FRAMEGPT_ORT_LIB") {
         return lib;
     }
@@ -245,4 +245,22 @@ fn hostile_names_are_analyzed_merged_and_never_formulas() {
     let mut merged_videos = column(&mh, &mrows, "video");
     merged_videos.sort();
     assert_eq!(merged_videos, videos);
+}
+
+#[test]
+fn a_read_only_output_folder_exits_2_naming_it() {
+    let Some(disk) = SmallDisk::mount("ro,size=1m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    for out in [disk.dir.path().to_path_buf(), disk.dir.path().join("sub")] {
+        let r = analyze(&[&sample("realshort.mp4")], &out, &[]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("`{}`", out.display())),
+            "names the folder: {}",
+            r.stderr
+        );
+    }
 }
