@@ -245,9 +245,9 @@ mod tests {
             "a.mp4".into(),
             InputRecord {
                 video: "a.mp4".into(),
-                rel: std::ffi::OsString::from(std::os::unix::ffi::OsStringExt::from_vec(
+                rel: <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(
                     b"caf\xe9.mp4".to_vec(),
-                ))
+                )
                 .into(),
                 path: "/x/a.mp4".into(),
                 size: 10,

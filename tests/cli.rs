@@ -9,6 +9,8 @@ mod corpus;
 mod finetune;
 #[path = "cli/hardening.rs"]
 mod hardening;
+#[path = "cli/props.rs"]
+mod props;
 #[path = "cli/report.rs"]
 mod report;
 
