@@ -269,7 +269,7 @@ fn cuda_on_a_machine_without_cuda_is_a_clear_error() {
 #[test]
 fn models_that_break_the_contract_exit_2_naming_the_mismatch() {
     for (file, needle) in [
-        ("bad-contract-version.onnx", "metadata `framegpt.contract`: expected `1`, found `99`"),
+        ("bad-contract-version.onnx", "metadata `framegpt.contract`: expected one of `1`, `2`, found `99`"),
         ("missing-output.onnx", "output `next_patches` f32 [?, 8, 64, 192]: missing"),
         ("wrong-shape.onnx", "input `patches`: expected `patches` f32 [?, 8, 64, 192], found `patches` f32 [?, 8, 64, 48]"),
         ("no-metadata.onnx", "metadata keys missing: `framegpt.contract`"),
