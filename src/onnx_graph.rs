@@ -1,4 +1,5 @@
-//! Editing an ONNX file: attach a classification head to a backbone. The only module that
+//! Editing an ONNX file: attach a classification head to a backbone, read and replace
+//! the backbone's float initializers (finetuned weights written back by name). The only module that
 //! knows the ONNX protobuf layout.
 //!
 //! The original model is never decoded into structs and re-encoded: a struct-based
@@ -91,7 +92,12 @@ struct TensorProto {
     int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     name: String,
+    #[prost(bytes = "vec", tag = "9")]
+    raw_data: Vec<u8>,
 }
+
+const TENSOR_FLOAT_DATA: u32 = 4;
+const TENSOR_RAW_DATA: u32 = 9;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct ValueInfoProto {
@@ -249,6 +255,106 @@ pub fn graph_outputs(model: &[u8]) -> Result<Vec<String>, OnnxEditError> {
         }
     }
     Ok(names)
+}
+
+/// A float initializer of the graph: its name, shape and values (row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatTensor {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+fn graph_payload(model: &[u8]) -> Result<&[u8], OnnxEditError> {
+    split_fields(model)?
+        .into_iter()
+        .find(|f| f.number == MODEL_GRAPH)
+        .and_then(|f| f.payload)
+        .ok_or(OnnxEditError::NoGraph)
+}
+
+/// The graph's float initializers by name (`raw_data` or `float_data`; other types and
+/// external data are skipped).
+pub fn read_float_initializers(
+    model: &[u8],
+) -> Result<BTreeMap<String, FloatTensor>, OnnxEditError> {
+    let mut out = BTreeMap::new();
+    for f in split_fields(graph_payload(model)?)? {
+        if f.number != GRAPH_INITIALIZER {
+            continue;
+        }
+        let t = TensorProto::decode(f.payload.unwrap_or_default())
+            .map_err(|e| OnnxEditError::Malformed(e.to_string()))?;
+        if t.data_type != FLOAT {
+            continue;
+        }
+        let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        let n: usize = dims.iter().product();
+        let data: Vec<f32> = if !t.raw_data.is_empty() {
+            t.raw_data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        } else {
+            t.float_data
+        };
+        if data.len() != n {
+            continue;
+        }
+        out.insert(t.name, FloatTensor { dims, data });
+    }
+    Ok(out)
+}
+
+/// Returns `model` with the values of the float initializers named in `values` replaced
+/// (same element count); every other byte is kept. Inside a replaced `TensorProto` every
+/// field but the data is copied as it was, and the data is written as `raw_data`.
+pub fn replace_initializers(
+    model: &[u8],
+    values: &BTreeMap<String, Vec<f32>>,
+) -> Result<Vec<u8>, OnnxEditError> {
+    let current = read_float_initializers(model)?;
+    for (name, v) in values {
+        let have = current.get(name).ok_or_else(|| {
+            OnnxEditError::Malformed(format!("no float initializer named `{name}`"))
+        })?;
+        if have.data.len() != v.len() {
+            return Err(OnnxEditError::Malformed(format!(
+                "initializer `{name}` has {} values, the replacement {}",
+                have.data.len(),
+                v.len()
+            )));
+        }
+    }
+    let mut out = Vec::with_capacity(model.len());
+    for f in split_fields(model)? {
+        if f.number != MODEL_GRAPH {
+            out.extend_from_slice(f.bytes);
+            continue;
+        }
+        let mut graph = Vec::with_capacity(f.payload.unwrap_or_default().len());
+        for g in split_fields(f.payload.unwrap_or_default())? {
+            let payload = g.payload.unwrap_or_default();
+            let replacement = (g.number == GRAPH_INITIALIZER)
+                .then(|| TensorProto::decode(payload).ok())
+                .flatten()
+                .and_then(|t| values.get(&t.name));
+            let Some(new) = replacement else {
+                graph.extend_from_slice(g.bytes);
+                continue;
+            };
+            let mut tensor = Vec::with_capacity(payload.len());
+            for t in split_fields(payload)? {
+                if t.number != TENSOR_FLOAT_DATA && t.number != TENSOR_RAW_DATA {
+                    tensor.extend_from_slice(t.bytes);
+                }
+            }
+            let raw: Vec<u8> = new.iter().flat_map(|v| v.to_le_bytes()).collect();
+            put_len_field(&mut tensor, TENSOR_RAW_DATA, &raw);
+            put_len_field(&mut graph, GRAPH_INITIALIZER, &tensor);
+        }
+        put_len_field(&mut out, MODEL_GRAPH, &graph);
+    }
+    Ok(out)
 }
 
 /// Returns `model` with `head` attached to its graph and `metadata` set (replacing entries
@@ -516,6 +622,37 @@ mod tests {
             attach_head(&edited, &head, &md),
             Err(OnnxEditError::OutputExists(_))
         ));
+    }
+
+    #[test]
+    fn replaced_initializers_read_back_and_the_rest_is_kept() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/models/framegpt-tiny-named.onnx"
+        );
+        let model = std::fs::read(path).unwrap();
+        let before = read_float_initializers(&model).unwrap();
+        let w = &before["temporal.1.attn.qkv.weight"];
+        assert_eq!(w.dims, [96, 32]);
+        let new: Vec<f32> = (0..w.data.len()).map(|i| i as f32 * 0.5).collect();
+        let values = BTreeMap::from([("temporal.1.attn.qkv.weight".to_string(), new.clone())]);
+        let edited = replace_initializers(&model, &values).unwrap();
+        let after = read_float_initializers(&edited).unwrap();
+        assert_eq!(after["temporal.1.attn.qkv.weight"].data, new);
+        assert_eq!(after["temporal.1.attn.qkv.weight"].dims, w.dims);
+        for (k, v) in &before {
+            if k != "temporal.1.attn.qkv.weight" {
+                assert_eq!(&after[k], v, "{k}");
+            }
+        }
+        assert_eq!(
+            read_metadata(&edited).unwrap(),
+            read_metadata(&model).unwrap()
+        );
+        let wrong = BTreeMap::from([("temporal.1.attn.qkv.weight".to_string(), vec![0.0; 3])]);
+        assert!(replace_initializers(&model, &wrong).is_err());
+        let missing = BTreeMap::from([("nope".to_string(), vec![0.0])]);
+        assert!(replace_initializers(&model, &missing).is_err());
     }
 
     /// On the shipped base model: every field of the original survives byte for byte (the
