@@ -55,13 +55,24 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub batch_size: usize,
     /// Skip the first N frames of every clip (their causal embeddings have seen little
-    /// of the clip) [default: half the model's context].
+    /// of the clip), but never more than half of a clip's frames, so a short clip keeps
+    /// its last frames [default: half the model's context].
     #[arg(long, value_name = "N")]
     pub skip_frames: Option<usize>,
     /// Also feed the head the change of the embedding over N frames ([e_t, e_t − e_{t−N}],
     /// computed inside each window of the exported graph), so it can see motion; 0: off.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub temporal_lag: usize,
+    /// Also train the last N temporal blocks of the backbone's frame path (0: only the
+    /// head, on cached embeddings); needs a model exported with its parameter names.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub unfreeze: usize,
+    /// AdamW learning rate of the unfrozen blocks [default: --lr / 10].
+    #[arg(long, value_name = "LR")]
+    pub backbone_lr: Option<f64>,
+    /// Train without a class none of whose clips could be used (default: exit 2 naming it).
+    #[arg(long)]
+    pub allow_missing_classes: bool,
     /// Sample F frames per second of video time (default: every frame).
     #[arg(long, value_name = "F")]
     pub fps: Option<f64>,

@@ -1,6 +1,7 @@
-//! `framegpt finetune`: labelled clips → a classification head trained in Rust on the
-//! frozen backbone's embeddings → one ONNX file (backbone + head as `logits`, labels in
-//! its metadata) and a report folder next to it.
+//! `framegpt finetune`: labelled clips → a classification head trained in Rust (candle)
+//! on the backbone's embeddings, optionally with the backbone's last temporal blocks
+//! (`--unfreeze N`) → one ONNX file (backbone with the trained weights + head as `logits`,
+//! labels in its metadata) and a report folder next to it.
 //!
 //! [`run`] reads as its stages: settings → data → features → split → fit → evaluate and
 //! report → export and self-check.
@@ -12,7 +13,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ndarray::{Array2, Array4};
 
 use crate::cli::{FeaturesArg, FinetuneArgs, GlobalArgs, GroupByArg, HeadArg};
 use crate::digest;
@@ -21,12 +21,13 @@ use crate::model::{contract, Device, Model, ModelContract, SessionOptions};
 use crate::onnx_graph::{self, DenseLayer, HeadGraph};
 use crate::sample::SampleSpec;
 use crate::threads::ThreadBudget;
+use crate::train::backbone::{self, Backbone as RustBackbone};
 use crate::train::data::{split_by_source, DataError, Dataset, GroupBy};
-use crate::train::features::{self, EmbeddingJob, Extracted};
-use crate::train::head::{folded_logits, HeadKind, Standardizer};
+use crate::train::features;
+use crate::train::head::{predictions, HeadKind};
 use crate::train::metrics::{self, Confusion};
-use crate::train::optim::{self, Split, TrainConfig, Trained};
-use crate::train::rng::SplitMix64;
+use crate::train::optim::{self, Classifier, Split, TrainConfig, Trained};
+use crate::train::windows::{self, Extracted, Extractor, SourceWindows, WindowJob};
 use crate::train::{self, Rows};
 use crate::write;
 
@@ -50,6 +51,7 @@ pub struct FinetuneSettings {
     pub sample: SampleSpec,
     pub skip_frames: Option<usize>,
     pub temporal_lag: usize,
+    pub allow_missing_classes: bool,
     pub cache_dir: PathBuf,
     pub threads: ThreadBudget,
     pub quiet: bool,
@@ -81,6 +83,9 @@ impl FinetuneSettings {
                 batch_size: args.batch_size,
                 learning_rate: args.lr,
                 weight_decay: args.weight_decay,
+                backbone_learning_rate: args.backbone_lr.unwrap_or(args.lr * 0.1),
+                unfreeze: args.unfreeze,
+                temporal_lag: args.temporal_lag,
                 seed: args.seed,
             },
             val_split: args.val_split,
@@ -95,6 +100,7 @@ impl FinetuneSettings {
             },
             skip_frames: args.skip_frames,
             temporal_lag: args.temporal_lag,
+            allow_missing_classes: args.allow_missing_classes,
             cache_dir: args.cache.clone().unwrap_or_else(default_cache_dir),
             threads: ThreadBudget::new(global.total_threads(), args.jobs),
             quiet: global.quiet,
@@ -122,10 +128,17 @@ fn validate(args: &FinetuneArgs) -> Result<(), UsageError> {
             "--epochs, --batch-size and --hidden must be at least 1",
         ));
     }
-    let lr_ok = args.lr.is_finite() && args.lr > 0.0;
+    let lr_ok = |l: f64| l.is_finite() && l > 0.0;
     let wd_ok = args.weight_decay.is_finite() && args.weight_decay >= 0.0;
-    if !(lr_ok && wd_ok) {
-        return Err(UsageError::msg("--lr must be > 0 and --weight-decay >= 0"));
+    if !(lr_ok(args.lr) && args.backbone_lr.is_none_or(lr_ok) && wd_ok) {
+        return Err(UsageError::msg(
+            "--lr and --backbone-lr must be > 0 and --weight-decay >= 0",
+        ));
+    }
+    if args.unfreeze > 0 && args.features == FeaturesArg::Pixels {
+        return Err(UsageError::msg(
+            "--unfreeze needs a backbone (not --features pixels)",
+        ));
     }
     if let Some(f) = args.fps {
         if !(f.is_finite() && f > 0.0) {
@@ -170,13 +183,20 @@ struct Data {
     left_out: usize,
 }
 
-/// Frames of each side of the split, ready for the head.
+/// Frames of each side of the split, and their inputs for the trainable model.
 struct SplitRows {
     train_clips: usize,
     val_clips: usize,
     train: Rows,
     val: Rows,
     test: Option<Rows>,
+    inputs: SplitInputs,
+}
+
+struct SplitInputs {
+    train: Split,
+    val: Split,
+    test: Option<Split>,
 }
 
 /// One evaluated set: its name, per-frame and per-clip confusion.
@@ -191,41 +211,42 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         Some((path, device)) => Some(load_backbone(path, *device, settings.threads)?),
         None => None,
     };
-    let (extracted, skip_frames) = extract_features(&settings, backbone.as_ref(), &data)?;
-    drop_unusable(&mut data, &extracted, skip_frames)?;
+    let rust = match (&backbone, settings.train.unfreeze) {
+        (Some(b), n) if n > 0 => Some(rust_backbone(b, n)?),
+        _ => None,
+    };
+    let (extracted, skip_frames, t) =
+        extract_features(&settings, backbone.as_ref(), rust.as_ref(), &data)?;
+    drop_unusable(&settings, &mut data, &extracted, skip_frames)?;
     let rows = split_rows(
         &settings,
         &data.train,
         data.test.as_ref(),
         &extracted,
         skip_frames,
-    );
+        rust.is_some(),
+    )?;
     if rows.train.y.is_empty() {
         return Err(usage(anyhow::anyhow!(
             "no training frames: every training clip was left out (see the warnings above)"
         )));
     }
-    let (standardizer, trained, train_s) = fit(&settings, &data.train, &rows);
-    let (report, evals, summary) = evaluate_all(
-        &settings,
-        &data.train,
-        &rows,
-        &standardizer,
-        &trained,
-        train_s,
-    );
+    let (trained, train_s) = fit(&settings, &data.train, &rows, rust.as_ref(), t)?;
+    let (report, evals, summary) = evaluate_all(&settings, &data.train, &rows, &trained, train_s)?;
     settings.say(report.trim_end());
     let report_path = report_dir(&settings.output);
-    write_report(&report_path, &trained, &report, &evals, &summary)
-        .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
     let Some(backbone) = backbone else {
+        write_report(&report_path, &trained, &report, &evals, &summary, None)
+            .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
         settings.say(&format!(
             "baseline features: no model written; report: `{}`",
             report_path.display()
         ));
         return Ok(ExitCode::Success);
     };
-    let layers = trained.head.folded(&standardizer);
+    let c = &trained.classifier;
+    let layers = c.head.folded(&c.standardizer)?;
+    let block_weights = c.block_weights()?;
     let provenance = provenance(
         &settings,
         &backbone,
@@ -233,42 +254,88 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         &rows,
         &trained,
         skip_frames,
-        summary,
+        &block_weights,
+        summary.clone(),
     );
     let output = &settings.output;
     export(
         &backbone,
         &layers,
+        &block_weights,
         settings.temporal_lag,
         &data.train.labels,
         &provenance,
         output,
     )?;
+    // The exported file on the frames of one real source against the trained model.
+    let check_source = rows
+        .val
+        .source
+        .first()
+        .or(rows.train.source.first())
+        .expect("training frames exist")
+        .clone();
+    let job = WindowJob {
+        model_sha256: "",
+        contract: &backbone.contract,
+        sample: &settings.sample,
+        window_stride: (backbone.contract.context_frames / 2).max(1),
+        cache_dir: None,
+        ffmpeg_threads: settings.threads.ffmpeg_per_file,
+        progress: false,
+    };
     let diff = self_check(
         output,
-        &layers,
-        settings.temporal_lag,
-        &backbone.contract,
+        &check_source,
+        &extracted.sources,
+        c,
+        rust.is_some(),
+        &job,
         settings.threads,
     )?;
+    write_report(
+        &report_path,
+        &trained,
+        &report,
+        &evals,
+        &summary,
+        Some(diff),
+    )
+    .with_context(|| format!("failed to write the report `{}`", report_path.display()))?;
     settings.say(&format!(
-        "wrote `{}` ({} labels; ONNX Runtime logits match the Rust head within {diff:.1e}); report: `{}`; {:.1} s in all",
+        "wrote `{}` ({} labels; on the frames of `{}` its ONNX Runtime logits match the trained model within {diff:.1e}); report: `{}`; {:.1} s in all",
         output.display(),
         data.train.labels.len(),
+        check_source.display(),
         report_path.display(),
         started.elapsed().as_secs_f64()
     ));
     Ok(ExitCode::Success)
 }
 
-/// The training and test sets, without classes too small to train and validate on.
-fn load_data(settings: &FinetuneSettings) -> Result<Data> {
-    let mut train = Dataset::load(&settings.data).map_err(usage)?;
-    for (label, n) in train.drop_small_classes(2) {
-        tracing::warn!(
-            "class `{label}` has {n} clip (at least 2 are needed: one to train on, one to validate); it is left out"
-        );
+/// The Rust (candle) backbone of the model, for `--unfreeze N`.
+fn rust_backbone(b: &Backbone, unfreeze: usize) -> Result<RustBackbone> {
+    let inits = onnx_graph::read_float_initializers(&b.bytes)
+        .with_context(|| format!("failed to read the weights of `{}`", b.path.display()))?;
+    let heads = backbone::heads_from_provenance(b.contract.provenance.as_ref());
+    let rb = RustBackbone::from_initializers(&inits, heads).map_err(|e| {
+        usage(anyhow::anyhow!(
+            "--unfreeze needs the backbone's weights by name: `{}`: {e}",
+            b.path.display()
+        ))
+    })?;
+    if unfreeze > rb.temporal.len() {
+        return Err(usage(anyhow::anyhow!(
+            "--unfreeze {unfreeze}: the model has {} temporal blocks",
+            rb.temporal.len()
+        )));
     }
+    Ok(rb)
+}
+
+/// The training and test sets (a class with one clip trains on it, without validation).
+fn load_data(settings: &FinetuneSettings) -> Result<Data> {
+    let train = Dataset::load(&settings.data).map_err(usage)?;
     if train.labels.len() < 2 {
         return Err(usage(DataError::TooFewClasses(train.labels.len())));
     }
@@ -283,13 +350,15 @@ fn load_data(settings: &FinetuneSettings) -> Result<Data> {
     })
 }
 
-/// Per-frame features of every source file (backbone embeddings, cached, or the raw-pixel
-/// baseline), and the frames to skip at the start of each clip.
+/// The windows of every source file (embeddings of the frozen backbone, or the input of
+/// the first unfrozen block; cached), or the raw-pixel baseline as windows of one frame;
+/// the frames to skip at the start of each clip; the window length.
 fn extract_features(
     settings: &FinetuneSettings,
     backbone: Option<&Backbone>,
+    rust: Option<&RustBackbone>,
     data: &Data,
-) -> Result<(Extracted, usize)> {
+) -> Result<(Extracted, usize, usize)> {
     let mut sources: Vec<PathBuf> = data.train.clips.iter().map(|c| c.path.clone()).collect();
     if let Some(t) = &data.test {
         sources.extend(t.clips.iter().map(|c| c.path.clone()));
@@ -305,19 +374,41 @@ fn extract_features(
             e.decoded,
             feature_started.elapsed().as_secs_f64()
         ));
-        return Ok((e, settings.skip_frames.unwrap_or(0)));
+        let e = Extracted {
+            sources: e
+                .sources
+                .into_iter()
+                .map(|(p, r)| (p, r.map(SourceWindows::from_frames)))
+                .collect(),
+            cache_hits: 0,
+            decoded: e.decoded,
+        };
+        return Ok((e, settings.skip_frames.unwrap_or(0), 1));
     };
-    let model = Model::load(&b.path, b.session)?;
-    let job = EmbeddingJob {
-        model_path: &b.path,
+    let job = WindowJob {
         model_sha256: &b.sha256,
-        cache_dir: &settings.cache_dir,
+        contract: &b.contract,
         sample: &settings.sample,
         window_stride: (b.contract.context_frames / 2).max(1),
-        threads: settings.threads,
+        cache_dir: Some(&settings.cache_dir),
+        ffmpeg_threads: settings.threads.ffmpeg_per_file,
         progress: settings.progress,
     };
-    let e = features::extract_embeddings(&sources, model, &job, &cancel)?;
+    let mut model;
+    let mut extractor = match rust {
+        Some(rb) => Extractor::Candle {
+            backbone: rb,
+            first: rb.temporal.len() - settings.train.unfreeze,
+        },
+        None => {
+            model = Model::load(&b.path, b.session)?;
+            Extractor::Ort {
+                model: &mut model,
+                logits: false,
+            }
+        }
+    };
+    let e = windows::extract(&sources, &mut extractor, &job, &cancel)?;
     settings.say(&format!(
         "features: {} files from the cache, {} decoded ({:.1} s; cache `{}`)",
         e.cache_hits,
@@ -325,19 +416,36 @@ fn extract_features(
         feature_started.elapsed().as_secs_f64(),
         settings.cache_dir.display()
     ));
+    for (path, r) in &e.sources {
+        if let Ok(SourceWindows {
+            warning: Some(w), ..
+        }) = r
+        {
+            tracing::warn!(
+                "`{}`: {w}; the frames decoded before it are used",
+                path.display()
+            );
+        }
+    }
     let skip = settings
         .skip_frames
         .unwrap_or(b.contract.context_frames / 2);
-    Ok((e, skip))
+    Ok((e, skip, b.contract.context_frames))
 }
 
-/// Leaves out clips without features (unreadable, or no frames in their range) before
-/// splitting, so they take no place in the validation split; aligns the test set's labels.
-fn drop_unusable(data: &mut Data, extracted: &Extracted, skip_frames: usize) -> Result<()> {
+/// Leaves out clips without frames (unreadable, or none in their range) before
+/// splitting, so they take no place in the validation split; a class left without any
+/// clip is an error naming it unless --allow-missing-classes; aligns the test set's labels.
+fn drop_unusable(
+    settings: &FinetuneSettings,
+    data: &mut Data,
+    extracted: &Extracted,
+    skip_frames: usize,
+) -> Result<()> {
     let mut left_out = 0;
     let mut drop_from = |set: &mut Dataset| {
         let all: Vec<usize> = (0..set.clips.len()).collect();
-        let (_, problems) = train::gather(set, &all, extracted, skip_frames, 0);
+        let (_, problems) = train::gather(set, &all, extracted, skip_frames);
         let mut keep = vec![true; set.clips.len()];
         for (ci, why) in &problems {
             left_out += 1;
@@ -351,10 +459,19 @@ fn drop_unusable(data: &mut Data, extracted: &Extracted, skip_frames: usize) -> 
         drop_from(t);
     }
     data.left_out = left_out;
-    for (label, n) in data.train.drop_small_classes(2) {
-        tracing::warn!(
-            "class `{label}` has {n} usable clip left (at least 2 are needed); it is left out"
+    let missing = data.train.drop_small_classes(1);
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|(l, _)| format!("`{l}`")).collect();
+        let msg = format!(
+            "no clip of class {} could be used (see the warnings above)",
+            names.join(", ")
         );
+        if !settings.allow_missing_classes {
+            return Err(usage(anyhow::anyhow!(
+                "{msg}\nhint: fix or remove those clips, or pass --allow-missing-classes to train without the class"
+            )));
+        }
+        tracing::warn!("{msg}; left out (--allow-missing-classes)");
     }
     if data.train.labels.len() < 2 {
         return Err(usage(DataError::TooFewClasses(data.train.labels.len())));
@@ -377,7 +494,8 @@ fn split_rows(
     test_set: Option<&Dataset>,
     extracted: &Extracted,
     skip_frames: usize,
-) -> SplitRows {
+    unfrozen: bool,
+) -> Result<SplitRows> {
     let seed = settings.train.seed;
     let (train_idx, val_idx) =
         split_by_source(&dataset.clips, settings.val_split, seed, settings.group_by);
@@ -403,59 +521,78 @@ fn split_rows(
     if val_idx.is_empty() && settings.val_split > 0.0 {
         tracing::warn!("no class has 2 source files, so there is no validation split: training runs all epochs and keeps the last weights");
     }
+    let gather = |set: &Dataset, idx: &[usize]| train::gather(set, idx, extracted, skip_frames).0;
+    let train = gather(dataset, &train_idx);
+    let val = gather(dataset, &val_idx);
+    let test = test_set.map(|t| gather(t, &(0..t.clips.len()).collect::<Vec<_>>()));
     let lag = settings.temporal_lag;
-    let gather =
-        |set: &Dataset, idx: &[usize]| train::gather(set, idx, extracted, skip_frames, lag).0;
-    SplitRows {
+    let inputs = |rows: &Rows| train::split_inputs(rows, &extracted.sources, lag, unfrozen);
+    let inputs = SplitInputs {
+        train: inputs(&train)?,
+        val: inputs(&val)?,
+        test: test.as_ref().map(inputs).transpose()?,
+    };
+    Ok(SplitRows {
         train_clips: train_idx.len(),
         val_clips: val_idx.len(),
-        train: gather(dataset, &train_idx),
-        val: gather(dataset, &val_idx),
-        test: test_set.map(|t| gather(t, &(0..t.clips.len()).collect::<Vec<_>>())),
-    }
+        train,
+        val,
+        test,
+        inputs,
+    })
 }
 
-/// Standardizes the features and trains the head; returns the seconds training took.
-fn fit(
+/// Trains the model (head, and the unfrozen blocks); returns the seconds training took.
+fn fit<'a>(
     settings: &FinetuneSettings,
     dataset: &Dataset,
     rows: &SplitRows,
-) -> (Standardizer, Trained, f64) {
-    let standardizer = Standardizer::fit(rows.train.x.view());
-    let xs_train = standardizer.apply(rows.train.x.view());
-    let xs_val = standardizer.apply(rows.val.x.view());
-    let train_split = Split {
-        x: xs_train.view(),
-        y: &rows.train.y,
+    rust: Option<&'a RustBackbone>,
+    t: usize,
+) -> Result<(Trained<'a>, f64)> {
+    let has_val = !rows.inputs.val.is_empty();
+    let verbose = settings.verbose;
+    let bar = if settings.progress {
+        indicatif::ProgressBar::new(settings.train.epochs as u64).with_style(
+            indicatif::ProgressStyle::with_template(
+                "training {bar:30} epoch {pos}/{len} {msg} {elapsed}",
+            )
+            .expect("valid template"),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
     };
-    let val_split = Split {
-        x: xs_val.view(),
-        y: &rows.val.y,
-    };
-    let has_val = !rows.val.y.is_empty();
-    let (quiet, verbose) = (settings.quiet, settings.verbose);
     let train_started = Instant::now();
     let trained = optim::train(
         &settings.train,
         dataset.labels.len(),
-        &train_split,
-        has_val.then_some(&val_split),
+        rust,
+        t,
+        &rows.inputs.train,
+        has_val.then_some(&rows.inputs.val),
         |m| {
-            if verbose || (!quiet && (m.epoch == 1 || m.epoch % 25 == 0)) {
-                eprintln!(
-                    "epoch {:>4}  train loss {:.4}{}",
-                    m.epoch,
-                    m.train_loss,
-                    match (m.val_loss, m.val_accuracy) {
-                        (Some(l), Some(a)) =>
-                            format!("  val loss {l:.4}  val accuracy {:.1} %", 100.0 * a),
-                        _ => String::new(),
-                    }
-                )
+            bar.set_position(m.epoch as u64);
+            if let Some(l) = m.val_loss {
+                bar.set_message(format!("val loss {l:.4}"));
+            }
+            if verbose {
+                bar.suspend(|| {
+                    eprintln!(
+                        "epoch {:>4}  train loss {:.4}{}",
+                        m.epoch,
+                        m.train_loss,
+                        match (m.val_loss, m.val_accuracy) {
+                            (Some(l), Some(a)) =>
+                                format!("  val loss {l:.4}  val accuracy {:.1} %", 100.0 * a),
+                            _ => String::new(),
+                        }
+                    )
+                });
             }
         },
-    );
-    (standardizer, trained, train_started.elapsed().as_secs_f64())
+    )?;
+    bar.finish_and_clear();
+    Ok((trained, train_started.elapsed().as_secs_f64()))
 }
 
 /// The report text, the confusion matrices and the summary of validation and test.
@@ -463,19 +600,23 @@ fn evaluate_all(
     settings: &FinetuneSettings,
     dataset: &Dataset,
     rows: &SplitRows,
-    standardizer: &Standardizer,
-    trained: &Trained,
+    trained: &Trained<'_>,
     train_s: f64,
-) -> (
+) -> Result<(
     String,
     Vec<Evaluation>,
     serde_json::Map<String, serde_json::Value>,
-) {
+)> {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "head: {:?}; {} train frames ({} clips), {} validation frames; {} epochs in {:.2} s, kept epoch {}{}",
+        "head: {:?}{}; {} train frames ({} clips), {} validation frames; {} epochs in {:.2} s, kept epoch {}{}",
         settings.train.head,
+        if settings.train.unfreeze > 0 {
+            format!(", last {} temporal block(s) trained", settings.train.unfreeze)
+        } else {
+            String::new()
+        },
         rows.train.y.len(),
         rows.train_clips,
         rows.val.y.len(),
@@ -486,14 +627,20 @@ fn evaluate_all(
     );
     let mut summary = serde_json::Map::new();
     let mut evals: Vec<Evaluation> = Vec::new();
-    for (name, set) in [
-        ("validation", Some(&rows.val)),
-        ("test", rows.test.as_ref()),
+    for (name, set, split) in [
+        ("validation", Some(&rows.val), Some(&rows.inputs.val)),
+        ("test", rows.test.as_ref(), rows.inputs.test.as_ref()),
     ] {
-        let Some(set) = set.filter(|r| !r.y.is_empty()) else {
+        let (Some(set), Some(split)) = (set, split) else {
             continue;
         };
-        let (frames, clips) = evaluate(&trained.head, standardizer, set, &dataset.labels);
+        if set.y.is_empty() {
+            continue;
+        }
+        let logits = trained.classifier.logits_array(split)?;
+        let frames = Confusion::new(&dataset.labels, &set.y, &predictions(&logits));
+        let (truth, pred) = train::clip_predictions(set, &logits);
+        let clips = Confusion::new(&dataset.labels, &truth, &pred);
         let _ = write!(report, "{}", frames.render(&format!("{name} (per frame)")));
         let _ = writeln!(
             report,
@@ -513,17 +660,19 @@ fn evaluate_all(
         );
         evals.push((name, frames, clips));
     }
-    (report, evals, summary)
+    Ok((report, evals, summary))
 }
 
 /// What the exported file records about how it was made.
+#[allow(clippy::too_many_arguments)]
 fn provenance(
     settings: &FinetuneSettings,
     backbone: &Backbone,
     data: &Data,
     rows: &SplitRows,
-    trained: &Trained,
+    trained: &Trained<'_>,
     skip_frames: usize,
+    block_weights: &BTreeMap<String, Vec<f32>>,
     summary: serde_json::Map<String, serde_json::Value>,
 ) -> serde_json::Value {
     let dataset = &data.train;
@@ -533,13 +682,17 @@ fn provenance(
         "backbone_sha256": backbone.sha256,
         "finetune": {
             "tool": format!("framegpt {} finetune", env!("CARGO_PKG_VERSION")),
+            "library": "candle 0.11 (autodiff, AdamW), rand_chacha 0.9 (seeded ChaCha8)",
             "config": settings.train,
+            "trained_initializers": block_weights.keys().collect::<Vec<_>>(),
             "features": {
                 "fps": settings.sample.target_fps,
                 "max_frames": settings.sample.max_frames,
                 "skip_frames": skip_frames,
+                "skip_rule": "the first skip_frames frames of each clip, never more than half of them",
                 "temporal_lag": settings.temporal_lag,
-                "standardization": "mean/std of the training frames, folded into the first layer",
+                "temporal_lag_rule": "e_t - e_{max(t-lag, 0)} inside e_t's window (as the exported graph)",
+                "standardization": "mean/std of the training frames' initial features, folded into the first layer",
             },
             "data": {
                 "source": settings.data.display().to_string(),
@@ -598,25 +751,13 @@ fn load_backbone(path: &Path, device: Device, threads: ThreadBudget) -> Result<B
     })
 }
 
-/// Frame-level and clip-level confusion matrices of the head on `rows`.
-fn evaluate(
-    head: &crate::train::head::Head,
-    standardizer: &Standardizer,
-    rows: &Rows,
-    labels: &[String],
-) -> (Confusion, Confusion) {
-    let logits = head.logits(standardizer.apply(rows.x.view()).view());
-    let frames = Confusion::new(labels, &rows.y, &optim::predictions(&logits));
-    let (truth, pred) = train::clip_predictions(rows, &logits);
-    (frames, Confusion::new(labels, &truth, &pred))
-}
-
 fn write_report(
     dir: &Path,
-    trained: &Trained,
+    trained: &Trained<'_>,
     text: &str,
     evals: &[(&str, Confusion, Confusion)],
     summary: &serde_json::Map<String, serde_json::Value>,
+    export_check: Option<f32>,
 ) -> Result<()> {
     fs_err::create_dir_all(dir)?;
     write::write_csv_atomic(
@@ -644,6 +785,7 @@ fn write_report(
         "epochs_run": trained.history.len(),
         "stopped_early": trained.stopped_early,
         "results": summary,
+        "export_check_max_abs_diff": export_check,
     });
     write::write_atomic(
         &dir.join("summary.json"),
@@ -654,6 +796,7 @@ fn write_report(
 fn export(
     backbone: &Backbone,
     layers: &[DenseLayer],
+    block_weights: &BTreeMap<String, Vec<f32>>,
     temporal_lag: usize,
     labels: &[String],
     provenance: &serde_json::Value,
@@ -681,39 +824,36 @@ fn export(
             serde_json::to_string(provenance)?,
         ),
     ]);
-    let bytes = onnx_graph::attach_head(&backbone.bytes, &head, &metadata)
+    let trained_backbone;
+    let base: &[u8] = if block_weights.is_empty() {
+        &backbone.bytes
+    } else {
+        trained_backbone = onnx_graph::replace_initializers(&backbone.bytes, block_weights)
+            .with_context(|| {
+                format!(
+                    "failed to write the trained blocks into `{}`",
+                    backbone.path.display()
+                )
+            })?;
+        &trained_backbone
+    };
+    let bytes = onnx_graph::attach_head(base, &head, &metadata)
         .with_context(|| format!("failed to attach the head to `{}`", backbone.path.display()))?;
     write::write_atomic(output, &bytes)
         .with_context(|| format!("failed to write `{}`", output.display()))
 }
 
-/// The Rust head on a batch of windows of embeddings [B, T, D], as the exported graph
-/// computes it: logits [B·T, K] in (window, step) order.
-pub fn window_logits(
-    layers: &[DenseLayer],
-    temporal_lag: usize,
-    embeddings: &ndarray::Array3<f32>,
-) -> Array2<f32> {
-    let (b, t, _) = embeddings.dim();
-    let steps: Vec<usize> = (0..t).collect();
-    let mut parts = Vec::new();
-    for w in 0..b {
-        let e = embeddings.index_axis(ndarray::Axis(0), w).to_owned();
-        let x = train::with_delta(&e, &steps, temporal_lag).mapv(|v| v as f32);
-        parts.push(folded_logits(layers, x.view()));
-    }
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    ndarray::concatenate(ndarray::Axis(0), &views).expect("same width")
-}
-
-/// Loads the exported file with ONNX Runtime, runs one window of seeded random patches,
-/// and compares its `logits` with the Rust head on its `embeddings`; returns the largest
-/// difference.
+/// Runs the exported file with ONNX Runtime on every window of the real source `source`
+/// and compares its `logits` at each frame's own window position with the trained
+/// model's on the same frames (from the cached windows); returns the largest difference.
+#[allow(clippy::too_many_arguments)]
 fn self_check(
     path: &Path,
-    layers: &[DenseLayer],
-    temporal_lag: usize,
-    contract: &ModelContract,
+    source: &Path,
+    sources: &BTreeMap<PathBuf, Result<SourceWindows, String>>,
+    classifier: &Classifier<'_>,
+    unfrozen: bool,
+    job: &WindowJob<'_>,
     threads: ThreadBudget,
 ) -> Result<f32> {
     let mut model = Model::load(
@@ -724,29 +864,41 @@ fn self_check(
         },
     )
     .with_context(|| format!("the exported model `{}` does not load", path.display()))?;
-    let mut rng = SplitMix64::new(1);
-    let patches = Array4::from_shape_fn(
-        (
-            1,
-            contract.context_frames,
-            contract.num_patches(),
-            contract.patch_dim(),
-        ),
-        |_| (rng.next_f64() * 2.0 - 1.0) as f32,
-    );
-    let out = model.run(patches.view())?;
-    let onnx_logits = out
-        .logits
-        .context("the exported model returned no logits")?;
-    let rust = window_logits(layers, temporal_lag, &out.embeddings);
-    let diff = onnx_logits
-        .iter()
-        .zip(rust.iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let cancel = AtomicBool::new(false);
+    let exported = windows::windows_of_file(
+        source,
+        &mut Extractor::Ort {
+            model: &mut model,
+            logits: true,
+        },
+        job,
+        &cancel,
+    )?
+    .map_err(|e| anyhow::anyhow!("self-check: `{}`: {e}", source.display()))?;
+    let cached = sources[source]
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let n = cached.frames().min(exported.frames());
+    let rows = Rows {
+        source: vec![source.to_path_buf(); n],
+        window: cached.window[..n].to_vec(),
+        position: cached.position[..n].to_vec(),
+        y: vec![0; n],
+        clip: vec![0; n],
+    };
+    let split = train::split_inputs(&rows, sources, classifier.lag, unfrozen)?;
+    let rust = classifier.logits_array(&split)?;
+    let mut diff = 0.0f32;
+    for f in 0..n {
+        let (w, p) = (exported.window[f] as usize, exported.position[f] as usize);
+        for (k, &v) in rust.row(f).iter().enumerate() {
+            diff = diff.max((exported.x[[w, p, k]] - v).abs());
+        }
+    }
     anyhow::ensure!(
         diff <= EXPORT_TOLERANCE,
-        "self-check failed: ONNX Runtime's logits differ from the Rust head's by {diff}"
+        "self-check failed: on `{}` ONNX Runtime's logits differ from the trained model's by {diff}",
+        source.display()
     );
     Ok(diff)
 }

@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::rng::SplitMix64;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
 use crate::discover;
 
 /// One labelled clip: a whole file or the time range [start_s, end_s) of one.
@@ -319,7 +322,7 @@ pub fn split_by_source(
         by_source.entry(key).or_default().push(i);
     }
     let mut sources: Vec<Vec<usize>> = by_source.into_values().collect();
-    SplitMix64::new(seed).shuffle(&mut sources);
+    sources.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let classes = clips.iter().map(|c| c.label + 1).max().unwrap_or(0);
     let labels_of =
         |s: &[usize]| -> BTreeSet<usize> { s.iter().map(|&i| clips[i].label).collect() };

@@ -1,103 +1,151 @@
-//! Training a classification head on the frozen backbone's per-frame embeddings, in Rust.
+//! Finetuning in Rust on candle: a classification head on the backbone's per-frame
+//! embeddings, optionally with the last temporal blocks of the backbone trained too.
 //!
 //! ```text
-//! data (folders / CSV) ─▶ split by source file ─▶ features (cached pipeline run)
-//!   ─▶ standardize ─▶ head (softmax / MLP, AdamW, early stopping) ─▶ metrics ─▶ export
+//! data (folders / CSV) ─▶ split by source file ─▶ windows (cached: embeddings, or the
+//!   input of the first unfrozen block) ─▶ frames of each clip (adaptive skip) ─▶
+//!   standardize ─▶ [unfrozen blocks ─▶] head (AdamW, early stopping) ─▶ metrics ─▶ export
 //! ```
 
+pub mod backbone;
 pub mod data;
 pub mod features;
 pub mod head;
 pub mod metrics;
 pub mod optim;
-pub mod rng;
+pub mod windows;
 
-use ndarray::{Array2, Axis};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use ndarray::Array2;
 
 use data::Dataset;
-use features::{slice_clip, Extracted};
+use optim::{Inputs, Split};
+use windows::{clip_frames, Extracted, SourceWindows};
 
-/// Labelled feature rows, one per frame, with the clip each came from.
-#[derive(Debug, Clone)]
+/// Labelled frames, each referring to its source file's windows.
+#[derive(Debug, Clone, Default)]
 pub struct Rows {
-    /// [rows, D].
-    pub x: Array2<f64>,
+    /// Per frame: source path, window, position in the window.
+    pub source: Vec<PathBuf>,
+    pub window: Vec<u32>,
+    pub position: Vec<u32>,
     pub y: Vec<usize>,
     /// Index into the dataset's clips.
     pub clip: Vec<usize>,
 }
 
-/// The frames of the clips `indices` as rows; clips that could not be read or have no
-/// frames in their range are returned as (clip index, reason).
+/// The frames of the clips `indices`; clips that could not be read or have no frames in
+/// their range are returned as (clip index, reason).
 pub fn gather(
     dataset: &Dataset,
     indices: &[usize],
     extracted: &Extracted,
     skip_frames: usize,
-    lag: usize,
 ) -> (Rows, Vec<(usize, String)>) {
-    let mut parts = Vec::new();
-    let mut y = Vec::new();
-    let mut clip = Vec::new();
+    let mut rows = Rows::default();
     let mut problems = Vec::new();
     for &ci in indices {
         let c = &dataset.clips[ci];
         match extracted.sources.get(&c.path) {
-            Some(Ok(f)) => {
-                let rows = slice_clip(f, c.start_s, c.end_s, skip_frames);
-                if rows.is_empty() {
+            Some(Ok(w)) => {
+                let frames = clip_frames(w, c.start_s, c.end_s, skip_frames);
+                if frames.is_empty() {
                     problems.push((
                         ci,
                         format!(
-                            "no frames in its range after skipping the first {skip_frames} (the file has {} sampled frames)",
-                            f.times_s.len()
+                            "no sampled frame in its time range (the file has {} sampled frames)",
+                            w.frames()
                         ),
                     ));
                     continue;
                 }
-                parts.push(with_delta(&f.x, &rows, lag));
-                y.extend(std::iter::repeat_n(c.label, rows.len()));
-                clip.extend(std::iter::repeat_n(ci, rows.len()));
+                for f in frames {
+                    rows.source.push(c.path.clone());
+                    rows.window.push(w.window[f]);
+                    rows.position.push(w.position[f]);
+                    rows.y.push(c.label);
+                    rows.clip.push(ci);
+                }
             }
             Some(Err(e)) => problems.push((ci, e.clone())),
             None => problems.push((ci, "no features".into())),
         }
     }
-    let dim = extracted
-        .sources
-        .values()
-        .find_map(|r| r.as_ref().ok().map(|f| f.x.ncols()))
-        .unwrap_or(0)
-        * if lag > 0 { 2 } else { 1 };
-    let x = if parts.is_empty() {
-        Array2::zeros((0, dim))
-    } else {
-        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-        ndarray::concatenate(Axis(0), &views).expect("same width")
-    };
-    (Rows { x, y, clip }, problems)
+    (rows, problems)
 }
 
-/// The rows `rows` of `x` (as f64); with `lag` > 0 each row is followed by its difference
-/// to the row `lag` frames earlier (the first row where there is none): [e_t, e_t − e_{t−lag}],
-/// what the exported graph computes inside each window.
-pub fn with_delta(x: &Array2<f32>, rows: &[usize], lag: usize) -> Array2<f64> {
-    let cur = x.select(Axis(0), rows).mapv(f64::from);
-    if lag == 0 {
-        return cur;
+/// The split's inputs from the sources' windows: with a frozen backbone one feature row per
+/// frame ([e_t] or [e_t, e_t − e_{t−lag}], both from the frame's own window, as the
+/// exported graph computes them); unfrozen, the windows themselves.
+pub fn split_inputs(
+    rows: &Rows,
+    sources: &BTreeMap<PathBuf, Result<SourceWindows, String>>,
+    lag: usize,
+    windows: bool,
+) -> candle_core::Result<Split> {
+    let get = |p: &PathBuf| {
+        sources[p]
+            .as_ref()
+            .expect("rows come from readable sources")
+    };
+    if !windows {
+        let d = rows.source.first().map_or(0, |p| get(p).x.dim().2);
+        let f = if lag > 0 { 2 * d } else { d };
+        let mut x = Array2::<f32>::zeros((rows.y.len(), f));
+        for (i, mut out) in x.rows_mut().into_iter().enumerate() {
+            let w = get(&rows.source[i]);
+            let (wi, p) = (rows.window[i] as usize, rows.position[i] as usize);
+            let cur = w.x.slice(ndarray::s![wi, p, ..]);
+            out.slice_mut(ndarray::s![..d]).assign(&cur);
+            if lag > 0 {
+                let prev = w.x.slice(ndarray::s![wi, p.saturating_sub(lag), ..]);
+                out.slice_mut(ndarray::s![d..]).assign(&(&cur - &prev));
+            }
+        }
+        let n = x.nrows();
+        let data = x.into_raw_vec_and_offset().0;
+        return Ok(Split {
+            inputs: Inputs::Rows(Tensor::from_vec(data, (n, f), &Device::Cpu)?),
+            y: rows.y.clone(),
+        });
     }
-    let prev_rows: Vec<usize> = rows.iter().map(|&i| i.saturating_sub(lag)).collect();
-    let prev = x.select(Axis(0), &prev_rows).mapv(f64::from);
-    let delta = &cur - &prev;
-    ndarray::concatenate(Axis(1), &[cur.view(), delta.view()]).expect("same rows")
+    // Distinct (source, window) pairs, in order of first use.
+    let mut index: BTreeMap<(&PathBuf, u32), u32> = BTreeMap::new();
+    let mut order: Vec<(&PathBuf, u32)> = Vec::new();
+    let mut window = Vec::with_capacity(rows.y.len());
+    for (s, &w) in rows.source.iter().zip(&rows.window) {
+        let next = order.len() as u32;
+        let i = *index.entry((s, w)).or_insert_with(|| {
+            order.push((s, w));
+            next
+        });
+        window.push(i);
+    }
+    let (t, d) = order
+        .first()
+        .map_or((1, 1), |(s, _)| (get(s).x.dim().1, get(s).x.dim().2));
+    let mut h: Vec<f32> = Vec::with_capacity(order.len() * t * d);
+    for (s, w) in &order {
+        h.extend(get(s).x.slice(ndarray::s![*w as usize, .., ..]).iter());
+    }
+    Ok(Split {
+        inputs: Inputs::Windows {
+            h: Tensor::from_vec(h, (order.len(), t, d), &Device::Cpu)?,
+            window,
+            position: rows.position.clone(),
+        },
+        y: rows.y.clone(),
+    })
 }
 
 /// Per-clip predictions: the argmax of the mean logits over each clip's frames.
 /// Returns (truth, predicted) per clip, in order of first appearance.
-pub fn clip_predictions(rows: &Rows, logits: &Array2<f64>) -> (Vec<usize>, Vec<usize>) {
+pub fn clip_predictions(rows: &Rows, logits: &Array2<f32>) -> (Vec<usize>, Vec<usize>) {
     let mut order: Vec<usize> = Vec::new();
-    let mut sums: std::collections::BTreeMap<usize, (ndarray::Array1<f64>, usize)> =
-        Default::default();
+    let mut sums: BTreeMap<usize, (ndarray::Array1<f32>, usize)> = BTreeMap::new();
     for (i, &c) in rows.clip.iter().enumerate() {
         let e = sums.entry(c).or_insert_with(|| {
             order.push(c);
@@ -110,7 +158,7 @@ pub fn clip_predictions(rows: &Rows, logits: &Array2<f64>) -> (Vec<usize>, Vec<u
     for c in order {
         let (s, y) = &sums[&c];
         truth.push(*y);
-        pred.push(optim::predictions(&s.view().insert_axis(Axis(0)).to_owned())[0]);
+        pred.push(head::predictions(&s.view().insert_axis(ndarray::Axis(0)).to_owned())[0]);
     }
     (truth, pred)
 }

@@ -1,15 +1,9 @@
 //! `framegpt finetune` end to end (a module of the one integration test binary): tiny labelled sets built in a TempDir from `samples/`,
 //! the real binary, real FFmpeg and ONNX Runtime. Kept small (a few dozen frames per file).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use framegpt::model::{Device, Model, SessionOptions};
-use framegpt::onnx_graph::{self, HeadGraph};
-use framegpt::train::head::{HeadKind, Standardizer};
-use framegpt::train::optim::{self, Split, TrainConfig};
-use framegpt::train::rng::SplitMix64;
-use ndarray::{Array2, Array4, Axis};
+use framegpt::onnx_graph;
 use tempfile::TempDir;
 
 use super::{framegpt, root, run, Run};
@@ -39,7 +33,7 @@ fn column(path: &Path, name: &str) -> Vec<String> {
 }
 
 /// Folder-per-class data: two classes of two files each (copies share one cache entry),
-/// an unreadable file and a class with one clip, both reported and left out.
+/// an unreadable file (reported and left out) and a class with one clip (kept, trained on).
 #[test]
 fn finetune_writes_one_model_that_inspect_and_analyze_use() {
     let tmp = TempDir::new().unwrap();
@@ -56,15 +50,11 @@ fn finetune_writes_one_model_that_inspect_and_analyze_use() {
     let first = finetune(&data, &model, &cache, &["--head", "mlp", "--hidden", "8"]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(
-        first.stderr.contains("class `lonely` has 1 clip"),
+        first.stderr.contains("synthetic/broken.mp4` left out"),
         "{}",
         first.stderr
     );
-    assert!(
-        first.stderr.contains("0 files from the cache"),
-        "{}",
-        first.stderr
-    );
+    assert!(first.stderr.contains("decoded"), "{}", first.stderr);
     assert!(first.stderr.contains("confusion"), "{}", first.stderr);
     let report = tmp.path().join("mine.onnx.report");
     for f in [
@@ -99,7 +89,9 @@ fn finetune_writes_one_model_that_inspect_and_analyze_use() {
         inspect.stdout
     );
     assert!(
-        inspect.stdout.contains("labels:      2 (bird, synthetic)"),
+        inspect
+            .stdout
+            .contains("labels:      3 (bird, lonely, synthetic)"),
         "{}",
         inspect.stdout
     );
@@ -121,7 +113,9 @@ fn finetune_writes_one_model_that_inspect_and_analyze_use() {
     let labels = column(&out.join("cockatoo.mp4/frames.csv"), "label");
     assert_eq!(labels.len(), 16);
     assert!(
-        labels.iter().all(|l| l == "bird" || l == "synthetic"),
+        labels
+            .iter()
+            .all(|l| ["bird", "lonely", "synthetic"].contains(&l.as_str())),
         "{labels:?}"
     );
     let confidence = column(&out.join("cockatoo.mp4/frames.csv"), "confidence");
@@ -179,87 +173,135 @@ fn csv_segments_train_and_evaluate_a_test_set() {
         .is_file());
 }
 
-/// The head attached to a backbone: ONNX Runtime's `logits` equal the Rust head's (the
-/// f64 head on standardized features, not the folded f32 export) on the same embeddings.
-#[test]
-fn exported_logits_equal_the_rust_heads() {
-    let backbone = root().join("tests/fixtures/models/tiny-valid.onnx");
-    let bytes = fs_err::read(&backbone).unwrap();
-    let options = SessionOptions {
-        device: Device::Cpu,
-        threads: 1,
-    };
-    let contract = Model::load(&backbone, options).unwrap().contract().clone();
-    let (t, d) = (contract.context_frames, contract.embedding_dim);
-    let mut rng = SplitMix64::new(4);
-    let patches =
-        Array4::from_shape_fn((2, t, contract.num_patches(), contract.patch_dim()), |_| {
-            (rng.next_f64() * 2.0 - 1.0) as f32
-        });
-    let mut backbone_model = Model::load(&backbone, options).unwrap();
-    let emb = backbone_model.run(patches.view()).unwrap().embeddings;
+fn summary(model: &Path) -> serde_json::Value {
+    let mut s = model.as_os_str().to_os_string();
+    s.push(".report/summary.json");
+    serde_json::from_str(&fs_err::read_to_string(s).unwrap()).unwrap()
+}
 
-    for (kind, lag) in [(HeadKind::Softmax, 0), (HeadKind::Mlp { hidden: 6 }, 2)] {
-        // Train on arbitrary features of the right width.
-        let width = if lag > 0 { 2 * d } else { d };
-        let x = Array2::from_shape_fn((60, width), |(i, j)| {
-            ((i * 7 + j * 3) % 11) as f64 * 0.3 + (i % 3) as f64 * (j % 2) as f64
-        });
-        let y: Vec<usize> = (0..60).map(|i| i % 3).collect();
-        let st = Standardizer::fit(x.view());
-        let xs = st.apply(x.view());
-        let config = TrainConfig {
-            head: kind,
-            epochs: 20,
-            patience: 5,
-            batch_size: 16,
-            learning_rate: 0.01,
-            weight_decay: 0.01,
-            seed: 1,
-        };
-        let trained = optim::train(
-            &config,
-            3,
-            &Split {
-                x: xs.view(),
-                y: &y,
-            },
-            None,
-            |_| {},
-        );
-        let head = HeadGraph {
-            input: "embeddings".into(),
-            output: "logits".into(),
-            layers: trained.head.folded(&st),
-            temporal_lag: lag,
-            frames: t,
-            output_shape: vec![None, Some(t as i64), Some(3)],
-        };
-        let md = BTreeMap::from([(
-            "framegpt.labels".to_string(),
-            r#"["a","b","c"]"#.to_string(),
-        )]);
-        let edited = onnx_graph::attach_head(&bytes, &head, &md).unwrap();
-        let tmp = TempDir::new().unwrap();
-        let path = tmp.path().join("head.onnx");
-        fs_err::write(&path, edited).unwrap();
-        let out = Model::load(&path, options)
-            .unwrap()
-            .run(patches.view())
-            .unwrap();
-        let onnx = out.logits.expect("logits");
-        let steps: Vec<usize> = (0..t).collect();
-        for w in 0..2 {
-            let e = emb.index_axis(Axis(0), w).to_owned();
-            let feats = framegpt::train::with_delta(&e, &steps, lag);
-            let want = trained.head.logits(st.apply(feats.view()).view());
-            let got = onnx.index_axis(Axis(0), w);
-            for (a, b) in want.iter().zip(got.iter()) {
-                assert!(
-                    (*a as f32 - b).abs() < 1e-4,
-                    "{kind:?} lag {lag}: {a} vs {b}"
-                );
-            }
-        }
+/// Regression (issue 10): a class whose clips have 2–3 sampled frames used to vanish
+/// (every frame skipped); now each clip keeps at least half its frames, the class is
+/// in the model and its test clips are labelled with it.
+#[test]
+fn a_class_of_two_or_three_frame_clips_is_kept_and_recognized() {
+    let tmp = TempDir::new().unwrap();
+    let (train, test) = (tmp.path().join("train"), tmp.path().join("test"));
+    for i in 0..3 {
+        copy("realshort.mp4", &train.join(format!("short/{i}.mp4")));
     }
+    copy("cockatoo.mp4", &train.join("bird/0.mp4"));
+    copy("generated/static.mp4", &train.join("bird/1.mp4"));
+    copy("realshort.mp4", &test.join("short/t.mp4"));
+    copy("generated/flash.mp4", &test.join("bird/t.mp4"));
+    let model = tmp.path().join("m.onnx");
+    // 2 frames per second: realshort (1.2 s) gives 3 sampled frames. No validation split
+    // (each class trains on all its clips).
+    let r = run(framegpt()
+        .arg("finetune")
+        .arg("--data")
+        .arg(&train)
+        .arg("--test")
+        .arg(&test)
+        .arg("-o")
+        .arg(&model)
+        .arg("--cache")
+        .arg(tmp.path().join("c"))
+        .args(["--fps", "2", "--val-split", "0", "--epochs", "60"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("left out"), "{}", r.stderr);
+    let md = onnx_graph::read_metadata(&fs_err::read(&model).unwrap()).unwrap();
+    assert_eq!(md["framegpt.labels"], r#"["bird","short"]"#);
+    let t = &summary(&model)["results"]["test"];
+    assert_eq!(t["clips"], 2, "{t}");
+    assert_eq!(t["clip_accuracy"], 1.0, "{t}");
+}
+
+/// A class none of whose clips decodes is an error naming it, unless
+/// --allow-missing-classes.
+#[test]
+fn a_class_without_any_usable_clip_exits_2_naming_it() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("data");
+    copy("cockatoo.mp4", &data.join("bird/a.mp4"));
+    copy("generated/static.mp4", &data.join("bird/b.mp4"));
+    copy("generated/cut.mp4", &data.join("synthetic/a.mp4"));
+    copy("generated/flash.mp4", &data.join("synthetic/b.mp4"));
+    fs_err::create_dir_all(data.join("broken")).unwrap();
+    fs_err::write(data.join("broken/a.mp4"), "not a video").unwrap();
+    fs_err::write(data.join("broken/b.mp4"), "").unwrap();
+    let (model, cache) = (tmp.path().join("m.onnx"), tmp.path().join("c"));
+    let r = finetune(&data, &model, &cache, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("class `broken`"), "{}", r.stderr);
+    assert!(!model.exists());
+    let r = finetune(&data, &model, &cache, &["--allow-missing-classes"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let md = onnx_graph::read_metadata(&fs_err::read(&model).unwrap()).unwrap();
+    assert_eq!(md["framegpt.labels"], r#"["bird","synthetic"]"#);
+}
+
+/// The exported file's logits equal the trained model's on the same real frames: frozen
+/// with a temporal lag (e_{t−lag} from e_t's own window, as the graph computes it), and
+/// with the last temporal block trained and written back into the file.
+#[test]
+fn exported_logits_equal_the_trained_models_frozen_and_unfrozen() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("data");
+    copy("cockatoo.mp4", &data.join("bird/a.mp4"));
+    copy("generated/static.mp4", &data.join("bird/b.mp4"));
+    copy("generated/cut.mp4", &data.join("synthetic/a.mp4"));
+    copy("generated/flash.mp4", &data.join("synthetic/b.mp4"));
+    let base = root().join("tests/fixtures/models/framegpt-tiny-named.onnx");
+    let cache = tmp.path().join("c");
+    for (name, extra) in [
+        (
+            "lag",
+            &["--temporal-lag", "3", "--head", "mlp", "--hidden", "8"][..],
+        ),
+        ("unfrozen", &["--unfreeze", "1", "--temporal-lag", "2"][..]),
+    ] {
+        let model = tmp.path().join(format!("{name}.onnx"));
+        let r = finetune(
+            &data,
+            &model,
+            &cache,
+            &[&["--model", base.to_str().unwrap()], extra].concat(),
+        );
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        let diff = summary(&model)["export_check_max_abs_diff"]
+            .as_f64()
+            .unwrap();
+        assert!(diff < 1e-4, "{name}: {diff}");
+        let before = onnx_graph::read_float_initializers(&fs_err::read(&base).unwrap()).unwrap();
+        let after = onnx_graph::read_float_initializers(&fs_err::read(&model).unwrap()).unwrap();
+        for (k, v) in &before {
+            let trained = name == "unfrozen" && k.starts_with("temporal.1.");
+            assert_eq!(after[k] != *v, trained, "{name}: {k}");
+        }
+        let md = onnx_graph::read_metadata(&fs_err::read(&model).unwrap()).unwrap();
+        let prov: serde_json::Value = serde_json::from_str(&md["framegpt.provenance"]).unwrap();
+        let listed = prov["finetune"]["trained_initializers"].as_array().unwrap();
+        assert_eq!(listed.is_empty(), name == "lag", "{prov}");
+    }
+    // A constant-folded model (weights without their names) cannot be unfrozen.
+    let r = finetune(
+        &data,
+        &tmp.path().join("x.onnx"),
+        &cache,
+        &[
+            "--model",
+            root()
+                .join("tests/fixtures/models/tiny-valid.onnx")
+                .to_str()
+                .unwrap(),
+            "--unfreeze",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("do_constant_folding=False"),
+        "{}",
+        r.stderr
+    );
 }
