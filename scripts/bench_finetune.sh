@@ -6,12 +6,19 @@
 # /usr/bin/time -v. Prints a Markdown table for docs/BENCHMARKS.md ("## Finetuning").
 #
 #   scripts/make_classification_sets.sh && scripts/bench_finetune.sh
+#
+# The `--unfreeze` rows need the backbone's weights by name (an export with
+# do_constant_folding=False); for a constant-folded base model make a named copy first:
+#   ~/.cache/framegpt-train-venv/bin/python models/name_initializers.py \
+#       models/framegpt-base.onnx /tmp/base-named.onnx
+#   FINETUNE_BENCH_MODEL=/tmp/base-named.onnx scripts/bench_finetune.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SETS="${FRAMEGPT_BENCH_DIR:-$HOME/.cache/framegpt-bench}/cls"
 WORK="${FINETUNE_BENCH_WORK:-$(mktemp -d)}"
 BIN=target/release/framegpt
+MODEL="${FINETUNE_BENCH_MODEL:-models/framegpt-base.onnx}"
 [[ -x $BIN ]] || cargo build --release --locked
 [[ -d $SETS/motion ]] || { echo "error: no sets in \`$SETS\`" >&2
     echo "hint: run scripts/make_classification_sets.sh first" >&2; exit 2; }
@@ -24,7 +31,7 @@ run() {
     shift 3
     local out="$WORK/$set-${name// /_}.onnx" log="$WORK/$set-${name// /_}.log"
     /usr/bin/time -v "$BIN" finetune -q --data "$SETS/$set/train" --test "$SETS/$set/test" \
-        -o "$out" --cache "$WORK/cache" "$@" 2>"$log"
+        -o "$out" --cache "$WORK/cache" --model "$MODEL" "$@" 2>"$log"
     local classes wall rss
     classes=$(find "$SETS/$set/train" -mindepth 1 -maxdepth 1 -type d | wc -l)
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log")
@@ -44,12 +51,14 @@ for set in content motion direction; do
     # recognizing footage seen in another class.
     group=file
     [[ $set == content ]] || group=name
-    run "$set" "pixels 16x16, softmax (baseline)" "-" --features pixels --group-by $group
-    run "$set" "embeddings, softmax" "cold" --head softmax --group-by $group
-    run "$set" "embeddings, softmax" "warm" --head softmax --group-by $group
-    run "$set" "embeddings, mlp" "warm" --head mlp --group-by $group
+    run "$set" "pixels 16x16, softmax (baseline)" "-" --features pixels --head softmax --temporal-lag 0 --group-by $group
+    run "$set" "embeddings, softmax" "cold" --head softmax --temporal-lag 0 --group-by $group
+    run "$set" "embeddings, softmax" "warm" --head softmax --temporal-lag 0 --group-by $group
+    run "$set" "embeddings, mlp" "warm" --head mlp --temporal-lag 0 --group-by $group
     run "$set" "embeddings + delta (lag 4), softmax" "warm" --head softmax --temporal-lag 4 --group-by $group
     run "$set" "embeddings + delta (lag 4), mlp" "warm" --head mlp --temporal-lag 4 --group-by $group
+    run "$set" "+ last temporal block trained (--unfreeze 1), lag 4, mlp" "cold" --head mlp --temporal-lag 4 --unfreeze 1 --group-by $group
+    run "$set" "+ both temporal blocks trained (--unfreeze 2), lag 4, mlp" "cold" --head mlp --temporal-lag 4 --unfreeze 2 --group-by $group
 done
 echo
 echo "logs and reports: \`$WORK\`"

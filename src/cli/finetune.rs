@@ -22,8 +22,9 @@ pub struct FinetuneArgs {
     /// Separate test set (same formats as --data), evaluated once with the final head.
     #[arg(long, value_name = "DIR|CSV")]
     pub test: Option<PathBuf>,
-    /// The head to train.
-    #[arg(long, value_enum, default_value_t = HeadArg::Softmax)]
+    /// The head to train (default mlp: measured better than softmax on camera motion and
+    /// not worse on content, docs/BENCHMARKS.md).
+    #[arg(long, value_enum, default_value_t = HeadArg::Mlp)]
     pub head: HeadArg,
     /// Hidden units of `--head mlp`.
     #[arg(long, default_value_t = 64, value_name = "N")]
@@ -61,7 +62,7 @@ pub struct FinetuneArgs {
     pub skip_frames: Option<usize>,
     /// Also feed the head the change of the embedding over N frames ([e_t, e_t − e_{t−N}],
     /// computed inside each window of the exported graph), so it can see motion; 0: off.
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N")]
     pub temporal_lag: usize,
     /// Also train the last N temporal blocks of the backbone's frame path (0: only the
     /// head, on cached embeddings); needs a model exported with its parameter names.

@@ -267,32 +267,7 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         &provenance,
         output,
     )?;
-    // The exported file on the frames of one real source against the trained model.
-    let check_source = rows
-        .val
-        .source
-        .first()
-        .or(rows.train.source.first())
-        .expect("training frames exist")
-        .clone();
-    let job = WindowJob {
-        model_sha256: "",
-        contract: &backbone.contract,
-        sample: &settings.sample,
-        window_stride: (backbone.contract.context_frames / 2).max(1),
-        cache_dir: None,
-        ffmpeg_threads: settings.threads.ffmpeg_per_file,
-        progress: false,
-    };
-    let diff = self_check(
-        output,
-        &check_source,
-        &extracted.sources,
-        c,
-        rust.is_some(),
-        &job,
-        settings.threads,
-    )?;
+    let (check_source, diff) = check_export(&settings, &backbone, &rows, &extracted, c)?;
     write_report(
         &report_path,
         &trained,
@@ -311,6 +286,43 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         started.elapsed().as_secs_f64()
     ));
     Ok(ExitCode::Success)
+}
+
+/// The exported file on the frames of one real source (a validation clip's, else a
+/// training clip's) against the trained model: the source and the largest difference.
+fn check_export(
+    settings: &FinetuneSettings,
+    backbone: &Backbone,
+    rows: &SplitRows,
+    extracted: &Extracted,
+    classifier: &Classifier<'_>,
+) -> Result<(PathBuf, f32)> {
+    let source = rows
+        .val
+        .source
+        .first()
+        .or(rows.train.source.first())
+        .expect("training frames exist")
+        .clone();
+    let job = WindowJob {
+        model_sha256: "",
+        contract: &backbone.contract,
+        sample: &settings.sample,
+        window_stride: (backbone.contract.context_frames / 2).max(1),
+        cache_dir: None,
+        ffmpeg_threads: settings.threads.ffmpeg_per_file,
+        progress: false,
+    };
+    let diff = self_check(
+        &settings.output,
+        &source,
+        &extracted.sources,
+        classifier,
+        settings.train.unfreeze > 0,
+        &job,
+        settings.threads,
+    )?;
+    Ok((source, diff))
 }
 
 /// The Rust (candle) backbone of the model, for `--unfreeze N`.

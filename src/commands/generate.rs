@@ -23,8 +23,9 @@ use crate::exit::{ExitCode, UsageError};
 use crate::model::{Device, Model, ModelContract, SessionOptions};
 use crate::patchify::Patchifier;
 use crate::sample::{SampleSpec, Sampler};
-use crate::train::rng::SplitMix64;
 use crate::write::{self, AtomicFile};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OutputKind {
@@ -286,8 +287,8 @@ fn rollout(
     let frame_len = p.frame_len();
     let mut windows: Vec<Vec<Vec<f32>>> = vec![context.to_vec(); candidates];
     let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(steps); candidates];
-    let mut rngs: Vec<SplitMix64> = (0..candidates)
-        .map(|k| SplitMix64::new(seed.wrapping_add(k as u64)))
+    let mut rngs: Vec<ChaCha8Rng> = (0..candidates)
+        .map(|k| ChaCha8Rng::seed_from_u64(seed.wrapping_add(k as u64)))
         .collect();
     for _ in 0..steps {
         let mut input = Vec::with_capacity(candidates * t * frame_len);
@@ -316,9 +317,9 @@ fn rollout(
 }
 
 /// Standard normal (Box–Muller).
-fn gaussian(rng: &mut SplitMix64) -> f32 {
-    let u1 = rng.next_f64().max(1e-12);
-    let u2 = rng.next_f64();
+fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
+    let u1 = rng.random::<f64>().max(1e-12);
+    let u2: f64 = rng.random();
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
@@ -561,7 +562,7 @@ mod tests {
 
     #[test]
     fn gaussian_noise_has_unit_spread() {
-        let mut rng = SplitMix64::new(7);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
         let xs: Vec<f64> = (0..20_000).map(|_| f64::from(gaussian(&mut rng))).collect();
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
