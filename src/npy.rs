@@ -1,5 +1,5 @@
 //! NumPy `.npy`, in one place: [`NpyStream`] writes float32 rows as they come, and
-//! [`read_f32_2d`] reads them back through `ndarray-npy`.
+//! the tests read them back through `ndarray-npy` (`read_f32_2d`).
 //!
 //! Why the writer is ours: `ndarray-npy` writes a whole array from memory, and an
 //! embeddings file grows with the video while memory must stay flat. [`NpyStream`]
@@ -11,7 +11,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ndarray::Array2;
 
 use crate::write::AtomicFile;
 
@@ -79,14 +78,14 @@ fn header(rows: u64, cols: usize) -> Vec<u8> {
     h
 }
 
-/// Reads a float32 2-D `.npy` (any valid header, as `analyze` or NumPy writes it).
-pub fn read_f32_2d(path: &Path) -> Result<Array2<f32>> {
-    ndarray_npy::read_npy(path).with_context(|| format!("failed to read `{}`", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads a float32 2-D `.npy` (any valid header) through `ndarray-npy`.
+    fn read_f32_2d(path: &Path) -> Result<ndarray::Array2<f32>> {
+        ndarray_npy::read_npy(path).with_context(|| format!("failed to read `{}`", path.display()))
+    }
 
     #[test]
     fn what_the_stream_writes_ndarray_npy_reads() {
