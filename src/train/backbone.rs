@@ -413,7 +413,7 @@ mod tests {
 
     use super::*;
 
-    // Parity with ONNX Runtime on real frames: tests/cli/backbone.rs (its own process, so
+    // Parity with ONNX Runtime on real frames: tests/cli/finetune.rs, `mod backbone` (its own process, so
     // its allocations do not disturb the RSS-based leak test of decode.rs).
 
     #[test]
