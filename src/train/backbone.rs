@@ -35,10 +35,14 @@ pub enum BackboneError {
 /// Weights by name, as tensors on the CPU.
 struct Weights<'a> {
     map: &'a BTreeMap<String, FloatTensor>,
+    /// Prefix of every name (`backbone.` when the exported module wraps FrameGPT).
+    prefix: &'a str,
 }
 
 impl Weights<'_> {
     fn get(&self, name: &str, shape: &[usize]) -> std::result::Result<Tensor, BackboneError> {
+        let name = format!("{}{name}", self.prefix);
+        let name = name.as_str();
         let t = self
             .map
             .get(name)
@@ -78,7 +82,10 @@ impl Weights<'_> {
 
     fn count(&self, prefix: &str) -> usize {
         (0..)
-            .take_while(|i| self.map.contains_key(&format!("{prefix}.{i}.ln1.weight")))
+            .take_while(|i| {
+                self.map
+                    .contains_key(&format!("{}{prefix}.{i}.ln1.weight", self.prefix))
+            })
             .count()
     }
 }
@@ -118,7 +125,7 @@ impl Block {
     ) -> std::result::Result<Block, BackboneError> {
         let hidden = w
             .map
-            .get(&format!("{prefix}.mlp.0.bias"))
+            .get(&format!("{}{prefix}.mlp.0.bias", w.prefix))
             .map_or(2 * d, |t| t.data.len());
         Ok(Block {
             ln1: w.layer_norm(&format!("{prefix}.ln1"), d)?,
@@ -205,6 +212,9 @@ impl Block {
 
 /// The whole backbone.
 pub struct Backbone {
+    /// Prefix of the initializer names (`""`, or `backbone.` when the exported module
+    /// wraps FrameGPT, as the base model with a boundary head does).
+    pub prefix: String,
     pub d: usize,
     pub heads: usize,
     patch_proj: Linear,
@@ -233,10 +243,12 @@ impl Backbone {
         map: &BTreeMap<String, FloatTensor>,
         heads: usize,
     ) -> std::result::Result<Backbone, BackboneError> {
-        let w = Weights { map };
-        let pp = map
-            .get("patch_proj.weight")
+        let prefix = ["", "backbone."]
+            .into_iter()
+            .find(|p| map.contains_key(&format!("{p}patch_proj.weight")))
             .ok_or_else(|| BackboneError::Missing("patch_proj.weight".into()))?;
+        let w = Weights { map, prefix };
+        let pp = &map[&format!("{prefix}patch_proj.weight")];
         let (d, c) = match pp.dims[..] {
             [d, c] => (d, c),
             _ => {
@@ -248,10 +260,10 @@ impl Backbone {
             }
         };
         let n = map
-            .get("pos")
+            .get(&format!("{prefix}pos"))
             .map_or(0, |t| t.dims.get(1).copied().unwrap_or(0));
         let t_max = map
-            .get("time_pos")
+            .get(&format!("{prefix}time_pos"))
             .map_or(0, |t| t.dims.get(1).copied().unwrap_or(0));
         let blocks = |prefix: &str| -> std::result::Result<Vec<Block>, BackboneError> {
             (0..w.count(prefix))
@@ -259,6 +271,7 @@ impl Backbone {
                 .collect()
         };
         Ok(Backbone {
+            prefix: prefix.to_string(),
             d,
             heads,
             patch_proj: w.linear("patch_proj", d, c, true)?,

@@ -206,7 +206,7 @@ pub fn classifier<'a>(
             blocks.push(copy);
             block_vars.extend(
                 vars.into_iter()
-                    .map(|(name, v)| (format!("temporal.{i}.{name}"), v)),
+                    .map(|(name, v)| (format!("{}temporal.{i}.{name}", b.prefix), v)),
             );
         }
     }
