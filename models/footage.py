@@ -83,14 +83,6 @@ class Clip:
         return Path(self.path).name
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def decode(path: str, size: int = SIZE) -> np.ndarray:
     key = hashlib.sha1(f"{path}|{size}|v1".encode()).hexdigest()[:16]
     cached = CACHE / f"{key}.npy"
