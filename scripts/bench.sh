@@ -13,7 +13,13 @@
 # cockatoo.mp4) with its 10× version (600 s) for the memory check. Generated media and the
 # Python venv live in ~/.cache/framegpt-bench/ (never in the repo) and are reused.
 #
-#   scripts/bench.sh [--quick] [--out FILE] [--runs N] [--threads N] [--no-variants]
+#   7. a directory of 12 real-footage videos (scripts/bench_footage.sh: 640x360 H.264, one per
+#      Debian package), whole processes, interleaved per round: FFmpeg decode-only (one
+#      process per file), PySceneDetect `detect-content list-scenes` (one process per file),
+#      the Python pipeline (one process per file) and `framegpt analyze DIR`; ratios of
+#      wall time [bars: ≥ 0.8× FFmpeg, ≥ 1.2× PySceneDetect, ≥ 1.5× Python]
+#
+#   scripts/bench.sh [--quick] [--dir-only] [--out FILE] [--runs N] [--threads N] [--no-variants]
 #
 #   --quick        skip the 600 s clip (memory is then checked on the samples' 10× clip only)
 #   --out FILE     also write the markdown report to FILE (it always goes to stdout)
@@ -21,6 +27,7 @@
 #   --threads N    thread budget for everything: framegpt --threads, ffmpeg -threads, PyAV
 #                  decoder threads and ONNX Runtime intra-op threads [2]
 #   --no-variants  skip the `analyze` settings sweep (jobs, batch) on the 1080p clip
+#   --dir-only     only the directory comparison (7)
 #
 # Environment: FRAMEGPT_BIN (skip `cargo build`, use this binary), FRAMEGPT_MODEL (model file
 # [models/framegpt-base.onnx]), FRAMEGPT_BENCH_CACHE (cache folder [~/.cache/framegpt-bench]).
@@ -32,7 +39,7 @@ MEDIA=$CACHE/media
 VENV=$CACHE/py-venv
 MODEL=${FRAMEGPT_MODEL:-$ROOT/models/framegpt-base.onnx}
 SOURCE_CLIP=/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4
-THREADS=2 RUNS=3 QUICK=0 VARIANTS=1 OUT=""
+THREADS=2 RUNS=3 QUICK=0 VARIANTS=1 DIR_ONLY=0 OUT=""
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -41,6 +48,7 @@ while (($#)); do
   case $1 in
     --quick) QUICK=1 ;;
     --no-variants) VARIANTS=0 ;;
+    --dir-only) DIR_ONLY=1 ;;
     --out) OUT=${2:?--out needs a file}; shift ;;
     --runs) RUNS=${2:?--runs needs a number}; shift ;;
     --threads) THREADS=${2:?--threads needs a number}; shift ;;
@@ -75,7 +83,7 @@ fi
 REQ=$ROOT/scripts/bench-requirements.txt
 req_sum=$(sha256sum "$REQ" | cut -d' ' -f1)
 if [[ ! -x $VENV/bin/python || "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$req_sum" ]]; then
-  say "creating the Python venv in $VENV (PyPI: av, numpy, onnxruntime)"
+  say "creating the Python venv in $VENV (PyPI: av, numpy, onnxruntime, scenedetect)"
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
   echo "$req_sum" >"$VENV/.requirements.sha256"
@@ -98,6 +106,10 @@ make_media cockatoo-1080p-60s.mp4 -stream_loop -1 -i "$SOURCE_CLIP" -t 60 -an \
 # 10× versions: the same stream repeated (no re-encode), so only the length changes.
 make_media cockatoo-x10.mp4 -stream_loop 9 -i "$ROOT/samples/cockatoo.mp4" -c copy
 ((QUICK)) || make_media cockatoo-1080p-600s.mp4 -stream_loop 9 -i "$MEDIA/cockatoo-1080p-60s.mp4" -c copy
+
+FOOTAGE=$CACHE/footage
+bash "$ROOT/scripts/bench_footage.sh" "$FOOTAGE"
+mapfile -t FOOTAGE_FILES < <(find "$FOOTAGE" -maxdepth 1 -name '*.mp4' -type f | LC_ALL=C sort)
 
 mapfile -t SAMPLES < <(cd "$ROOT" && find samples -name '*.mp4' -type f | LC_ALL=C sort)
 ((${#SAMPLES[@]})) || die "no .mp4 under samples/"
@@ -163,6 +175,33 @@ LOAD_START=$(load)
 STARTED=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 T_START=$EPOCHREALTIME
 
+# Whole processes under /usr/bin/time (children's CPU and their largest peak RSS included).
+whole_run() { # label, command... (run by bash -c)
+  local label=$1; shift
+  /usr/bin/time -f '%e %U %S %M' -o "$WORK/whole.txt" bash -c "$@" >/dev/null 2>"$WORK/whole.err" \
+    || { cat "$WORK/whole.err" >&2; die "failed: $label"; }
+  read -r wall user sys rss <"$WORK/whole.txt"
+  record "$FOOTAGE" "$label" "$wall" "\"cpu_s\":$(python3 -c "print($user + $sys)"),\"rss_kb\":$rss"
+}
+dir_round() {
+  local files; printf -v files '%q ' "${FOOTAGE_FILES[@]}"
+  whole_run dir_ffmpeg "for f in $files; do ffmpeg -nostdin -v error -threads $THREADS -i \"\$f\" -an -sn -fps_mode passthrough -vf scale=64:64:flags=area -pix_fmt rgb24 -f null - || exit 1; done"
+  rm -rf "$WORK/dir-out"
+  whole_run dir_framegpt "$(printf '%q' "$BIN") --threads $THREADS --color never analyze $(printf '%q' "$FOOTAGE") -o $(printf '%q' "$WORK/dir-out") --no-progress -q --model $(printf '%q' "$MODEL")"
+  rm -rf "$WORK/dir-out"
+  whole_run dir_pyscenedetect "for f in $files; do $(printf '%q' "$VENV/bin/scenedetect") -q -i \"\$f\" -o $(printf '%q' "$WORK/sd") detect-content list-scenes || exit 1; done"
+  whole_run dir_python "for f in $files; do $(printf '%q' "$PY") $(printf '%q' "$ROOT/scripts/bench_python.py") \"\$f\" --threads $THREADS --model $(printf '%q' "$MODEL") || exit 1; done"
+  if ((VARIANTS)); then
+    rm -rf "$WORK/dir-out"
+    whole_run "dir_framegpt FRAMEGPT_SESSIONS=2" "FRAMEGPT_SESSIONS=2 $(printf '%q' "$BIN") --threads $THREADS --color never analyze $(printf '%q' "$FOOTAGE") -o $(printf '%q' "$WORK/dir-out") --no-progress -q --model $(printf '%q' "$MODEL")"
+    rm -rf "$WORK/dir-out"
+  fi
+}
+say "directory of real footage ($(rel "$FOOTAGE"), ${#FOOTAGE_FILES[@]} videos): $RUNS interleaved rounds of ffmpeg, framegpt, PySceneDetect, Python"
+record "$FOOTAGE" dir_frames "$(for f in "${FOOTAGE_FILES[@]}"; do ffprobe -v error -count_packets -select_streams v:0 -show_entries stream=nb_read_packets -of csv=p=0 "$f"; done | python3 -c 'import sys; print(sum(int(x) for x in sys.stdin.read().split()))')"
+for ((r = 0; r < RUNS; r++)); do dir_round; done
+
+((DIR_ONLY)) && INPUTS=() MEM_PAIRS=() VARIANTS=0
 for input in "${INPUTS[@]}"; do
   record "$input" bytes "$(stat -c %s "$input")"
   say "$(rel "$input"): $RUNS runs each of ffmpeg, decode, infer, analyze, python"
@@ -175,8 +214,10 @@ for input in "${INPUTS[@]}"; do
   done
 done
 
-say "samples/ as one input (analyze -r): $RUNS runs"
-for ((r = 0; r < RUNS; r++)); do analyze_run "$ROOT/samples" e2e -r --model "$MODEL"; done
+if ((!DIR_ONLY)); then
+  say "samples/ as one input (analyze -r): $RUNS runs"
+  for ((r = 0; r < RUNS; r++)); do analyze_run "$ROOT/samples" e2e -r --model "$MODEL"; done
+fi
 
 for pair in "${MEM_PAIRS[@]}"; do
   long=${pair#*|}
@@ -224,7 +265,7 @@ cat >"$WORK/env.json" <<EOF
   "python": "$("$PY" -c 'import sys, av, numpy, onnxruntime; print(f"{sys.version.split()[0]}, PyAV {av.__version__}, numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}")')",
   "threads": $THREADS,
   "runs": $RUNS,
-  "command": "scripts/bench.sh$( ((QUICK)) && printf ' --quick')$( ((VARIANTS)) || printf ' --no-variants') --runs $RUNS --threads $THREADS"
+  "command": "scripts/bench.sh$( ((QUICK)) && printf ' --quick')$( ((DIR_ONLY)) && printf ' --dir-only')$( ((VARIANTS)) || printf ' --no-variants') --runs $RUNS --threads $THREADS"
 }
 EOF
 python3 - "$RESULTS" "$WORK/env.json" "$(rel "$ROOT/samples")" >"$WORK/report.md" <<'PY'
@@ -258,6 +299,7 @@ def f2(x):
 def mb(kb):
     return "–" if kb is None else f"{kb / 1024:.0f}"
 
+footage = [i for i in order if "dir_frames" in rows[i]]
 single = [i for i in order if "ffmpeg_s" in rows[i]]
 table = []
 agg = defaultdict(float)  # seconds summed over the samples, for the directory row
@@ -288,6 +330,30 @@ p(f"- Settings: {env['threads']} threads everywhere (framegpt `--threads {env['t
   f"ffmpeg `-threads {env['threads']}`, PyAV decoder threads, ORT intra-op threads); "
   f"median of {env['runs']} runs")
 p(f"- Command: `{env['command']}`")
+for d in footage:
+    n = int(med(d, "dir_frames"))
+    fg = med(d, "dir_framegpt")
+    p("")
+    p(f"Directory of real footage `{d}` ({n:,} frames, 12 videos of 640x360 H.264; "
+      f"scripts/bench_footage.sh): whole processes, wall seconds, median of {env['runs']} "
+      f"interleaved rounds; *framegpt's speed* = the tool's wall time ÷ framegpt's "
+      f"(bars: ≥ 0.8 against FFmpeg decode-only, ≥ 1.2 against PySceneDetect, ≥ 1.5 against Python)")
+    p("")
+    p("| command | wall s | CPU s | peak RSS MB | frames/s | framegpt's speed relative to it |")
+    p("|---|--:|--:|--:|--:|--:|")
+    names = {
+        "dir_ffmpeg": "FFmpeg decode + scale to 64x64 only, one process per file",
+        "dir_pyscenedetect": "PySceneDetect `detect-content list-scenes`, one process per file",
+        "dir_python": "Python pipeline (PyAV + numpy + onnxruntime, same model), one process per file",
+        "dir_framegpt": "`framegpt analyze DIR`",
+        "dir_framegpt FRAMEGPT_SESSIONS=2": "`framegpt analyze DIR`, 2 sessions x 1 thread (FRAMEGPT_SESSIONS=2)",
+    }
+    for m, name in names.items():
+        w = med(d, m)
+        if w is None:
+            continue
+        rel = "—" if m == "dir_framegpt" else f"**{w / fg:.2f}×**"
+        p(f"| {name} | {w:.1f} | {med(d, m, 'cpu_s'):.1f} | {mb(med(d, m, 'rss_kb'))} | {n / w:.0f} | {rel} |")
 p("")
 p("Frames/s; e2e/slower = end-to-end ÷ min(framegpt decode-only, inference-only) (bar ≥ 0.8); "
   "e2e/Python (bar > 1). Both-stages bound = 1/(1/decode + 1/infer): the most two stages "
@@ -302,7 +368,7 @@ for inp, n, ff, dec, inf, e2e, py, rss in table:
     p(f"| {inp if inp.startswith('`') else f'`{inp}`'} | {n:,} | {f0(ff)} | {f0(dec)} | {f0(inf)} | {f0(e2e)} "
       f"| {f2(e2e / slower)} | {f0(1 / (1 / dec + 1 / inf))} | {f0(py)} | {f2(e2e / py)} | {mb(rss)} |")
 
-mem = [i for i in order if "ffmpeg_s" not in rows[i] and i != samples_dir]
+mem = [i for i in order if "ffmpeg_s" not in rows[i] and i != samples_dir and i not in footage]
 if mem:
     p("")
     p("Peak RSS (MB) against video length (bar: the 10× video within 1.2× for `analyze`); "
@@ -321,7 +387,7 @@ if mem:
           f"| `{long}` | {frames(long):,} | {sb / 2**20:.1f} | {mb(b)} | {mb(d)} "
           f"| {f2(b / a)} | {f2(d / c)} |")
 
-var = [(i, m) for i in order for m in rows[i] if m not in
+var = [(i, m) for i in order if i not in footage for m in rows[i] if m not in
        ("ffmpeg_s", "decode", "infer", "e2e", "python", "bytes")]
 if var:
     v = var[0][0]

@@ -3,6 +3,9 @@
 # checks first and does nothing when its result is already there.
 #
 #   scripts/setup.sh            # apt packages, ONNX Runtime library, release build
+#   scripts/setup.sh --gpu      # the same, plus ONNX Runtime's CUDA build and the CUDA 13 /
+#                               # cuDNN 9 libraries (PyPI wheels, scripts/gpu-requirements.txt)
+#                               # for `--device cuda`; needs an NVIDIA driver >= 580
 #   SETUP_SKIP_BUILD=1 scripts/setup.sh
 #
 # Only Debian's packages, PyPI and crates.io are used. ONNX Runtime comes from the PyPI
@@ -18,18 +21,18 @@ APT_PACKAGES=(pkg-config clang libclang-dev libavformat-dev libavcodec-dev libav
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-# 1. Debian packages (FFmpeg libraries and CLI, clang for bindgen, pkg-config).
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+GPU=0
+for arg in "$@"; do
+  case $arg in
+    --gpu) GPU=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument \`$arg\` (see --help)" ;;
+  esac
 done
-if ((${#missing[@]})); then
-  say "installing Debian packages: ${missing[*]}"
-  SUDO=; [[ $(id -u) == 0 ]] || SUDO=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+
+# 1. Debian packages (FFmpeg libraries and CLI, clang for bindgen, pkg-config).
+. "$ROOT/scripts/lib/apt.sh"
+apt_ensure setup "${APT_PACKAGES[@]}"
 
 # 2. The ONNX Runtime shared library from the PyPI wheel.
 lib="$ORT_DIR/libonnxruntime.so.$ORT_VERSION"
@@ -56,6 +59,47 @@ with zipfile.ZipFile(whl) as z:
 PY
   ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
   say "ONNX Runtime installed in $ORT_DIR"
+fi
+
+# 2b. --gpu: onnxruntime-gpu and the CUDA/cuDNN libraries, all unpacked into one folder;
+#     framegpt loads that library for --device cuda/auto and opens the CUDA libraries
+#     from the same folder itself (no LD_LIBRARY_PATH needed).
+GPU_REQ=$ROOT/scripts/gpu-requirements.txt
+GPU_DIR=${FRAMEGPT_ORT_GPU_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/framegpt/onnxruntime-gpu/$ORT_VERSION}
+gpu_sum=$(sha256sum "$GPU_REQ" | cut -d' ' -f1)
+if ((GPU)) && [[ "$(cat "$GPU_DIR/.requirements.sha256" 2>/dev/null)" != "$gpu_sum" ]]; then
+  say "fetching onnxruntime-gpu $ORT_VERSION and the CUDA/cuDNN runtime wheels from PyPI (about 1.5 GB)"
+  gtmp=$(mktemp -d); trap 'rm -rf "$gtmp" ${tmp:+"$tmp"}' EXIT
+  platforms=()
+  for p in manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux_2_12 manylinux2010 manylinux_2_5 manylinux1; do
+    platforms+=(--platform "${p}_x86_64")
+  done
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    "${platforms[@]}" --python-version 3.11 --require-hashes -r "$GPU_REQ" -d "$gtmp" \
+    || die "could not download the wheels of $GPU_REQ from PyPI"
+  mkdir -p "$GPU_DIR"
+  python3 - "$GPU_DIR" "$gtmp"/*.whl <<'PY'
+import os, sys, zipfile
+dest, wheels = sys.argv[1], sys.argv[2:]
+count = 0
+for whl in wheels:
+    with zipfile.ZipFile(whl) as z:
+        for name in z.namelist():
+            base = os.path.basename(name)
+            keep = (name.startswith("onnxruntime/capi/") and base.startswith("libonnxruntime")) or (
+                name.startswith("nvidia/") and "/lib/" in name and ".so" in base)
+            if keep:
+                tmp = os.path.join(dest, base + ".part")
+                with z.open(name) as src, open(tmp, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                os.replace(tmp, os.path.join(dest, base))
+                count += 1
+print(f"{count} libraries", file=sys.stderr)
+PY
+  ln -sf "libonnxruntime.so.$ORT_VERSION" "$GPU_DIR/libonnxruntime.so"
+  echo "$gpu_sum" >"$GPU_DIR/.requirements.sha256"
+  say "onnxruntime-gpu and the CUDA libraries installed in $GPU_DIR"
 fi
 
 # 3. Rust toolchain check and the release build.

@@ -10,17 +10,8 @@ APT_PACKAGES=(chromium python3-venv)
 
 say() { printf 'test-deps: %s\n' "$*" >&2; }
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  say "installing Debian packages: ${missing[*]}"
-  SUDO=; [[ $(id -u) == 0 ]] || SUDO=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_ensure test-deps "${APT_PACKAGES[@]}"
 
 # The venv is complete when its marker names exactly the pinned packages.
 marker="$VENV/.framegpt-packages"

@@ -7,9 +7,14 @@ pub struct ThreadBudget {
     pub total: usize,
     /// Files decoded at once.
     pub decode_jobs: usize,
+    /// `--jobs`, when the user gave it.
+    pub requested_jobs: Option<usize>,
     /// FFmpeg threads per file being decoded.
     pub ffmpeg_per_file: usize,
-    /// ONNX Runtime intra-op threads (spinning off, so idle threads give their core back).
+    /// ONNX Runtime sessions, each with its own inference worker.
+    pub sessions: usize,
+    /// ONNX Runtime intra-op threads per session (spinning off, so idle threads give their
+    /// core back).
     pub ort: usize,
 }
 
@@ -17,18 +22,40 @@ impl ThreadBudget {
     pub fn new(total: usize, jobs: Option<usize>) -> Self {
         let total = total.max(1);
         let decode_jobs = jobs.unwrap_or(if total >= 2 { 2 } else { 1 }).max(1);
+        let sessions = sessions_override().unwrap_or(1).clamp(1, total);
         ThreadBudget {
             total,
             decode_jobs,
+            requested_jobs: jobs,
             ffmpeg_per_file: (total / decode_jobs).max(1),
-            ort: total,
+            sessions,
+            ort: (total / sessions).max(1),
         }
     }
 
     /// The same budget for `files` inputs: fewer files than decode workers gives the idle
     /// workers' FFmpeg threads to the others.
     pub fn for_files(self, files: usize) -> Self {
-        ThreadBudget::new(self.total, Some(self.decode_jobs.min(files).max(1)))
+        let decode_jobs = self.decode_jobs.min(files).max(1);
+        ThreadBudget {
+            decode_jobs,
+            ffmpeg_per_file: (self.total / decode_jobs).max(1),
+            ..self
+        }
+    }
+
+    /// The budget when inference runs on a GPU: the CPU threads go to decoding (one file per
+    /// thread unless `--jobs` says otherwise), so that decoding keeps the GPU fed; ONNX
+    /// Runtime keeps one thread for what stays on the CPU.
+    pub fn on_gpu(self) -> Self {
+        let decode_jobs = self.requested_jobs.unwrap_or(self.total).max(1);
+        ThreadBudget {
+            decode_jobs,
+            ffmpeg_per_file: (self.total / decode_jobs).max(1),
+            sessions: 1,
+            ort: 1,
+            ..self
+        }
     }
 
     /// Sizes rayon's global pool to the budget; a second call (tests, library users)
@@ -38,6 +65,12 @@ impl ThreadBudget {
             .num_threads(self.total)
             .build_global();
     }
+}
+
+/// `FRAMEGPT_SESSIONS=N`: N sessions of `--threads`/N intra-op threads each (for
+/// `scripts/bench.sh`'s comparison of the two ways to spend the cores).
+fn sessions_override() -> Option<usize> {
+    std::env::var("FRAMEGPT_SESSIONS").ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -51,7 +84,9 @@ mod tests {
             ThreadBudget {
                 total: 2,
                 decode_jobs: 2,
+                requested_jobs: None,
                 ffmpeg_per_file: 1,
+                sessions: 1,
                 ort: 2
             }
         );
@@ -59,5 +94,9 @@ mod tests {
         assert_eq!(ThreadBudget::new(16, Some(4)).ffmpeg_per_file, 4);
         assert_eq!(ThreadBudget::new(3, Some(8)).ffmpeg_per_file, 1);
         assert_eq!(ThreadBudget::new(4, None).for_files(1).ffmpeg_per_file, 4);
+        let gpu = ThreadBudget::new(16, None).on_gpu();
+        assert_eq!((gpu.decode_jobs, gpu.ffmpeg_per_file, gpu.ort), (16, 1, 1));
+        let gpu = ThreadBudget::new(16, Some(4)).on_gpu().for_files(2);
+        assert_eq!((gpu.decode_jobs, gpu.ffmpeg_per_file, gpu.ort), (2, 8, 1));
     }
 }

@@ -204,16 +204,13 @@ pub fn detector_config(
 
 pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let cancel = install_interrupt_handler();
-    let settings = AnalyzeSettings::from_args(args, global)?;
+    let mut settings = AnalyzeSettings::from_args(args, global)?;
     let found = find_inputs(&settings)?;
-    let model = Model::load(
-        &settings.model_path,
-        SessionOptions {
-            device: settings.device,
-            threads: settings.threads.ort,
-        },
-    )
-    .map_err(UsageError::from)?;
+    let options = SessionOptions {
+        device: settings.device,
+        threads: settings.threads.ort,
+    };
+    let model = Model::load(&settings.model_path, options).map_err(UsageError::from)?;
     let mut config = settings.pipeline_config(model.contract())?;
     let out_dir = settings.output_dir.clone();
     fs_err::create_dir_all(&out_dir).map_err(|e| UsageError(e.into()))?;
@@ -221,6 +218,9 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
 
     let (mut manifest, to_run) = plan(&settings, &config, &found)?;
     let skipped = manifest.assigned.len() - to_run.len();
+    if matches!(model.device(), Device::Cuda(_)) {
+        settings.threads = settings.threads.on_gpu();
+    }
     let budget = settings.threads.for_files(to_run.len());
     config.decode_jobs = budget.decode_jobs;
     config.ffmpeg_threads = budget.ffmpeg_per_file;
@@ -339,6 +339,14 @@ fn analyze_inputs(
     if to_run.is_empty() {
         return Ok(RunReport::empty());
     }
+    let mut models = vec![model];
+    let options = SessionOptions {
+        device: settings.device,
+        threads: settings.threads.ort,
+    };
+    for _ in 1..settings.threads.sessions {
+        models.push(Model::load(&settings.model_path, options)?);
+    }
     settings.threads.init_rayon();
     let progress = Progress::new(settings.progress, to_run.iter().map(|f| f.size).sum());
     let out_dir = config.output.output_dir.clone();
@@ -348,7 +356,7 @@ fn analyze_inputs(
             tracing::warn!("failed to update the run manifest: {e:#}");
         }
     };
-    let report = pipeline::run(config, to_run, vec![model], &progress, cancel, &mut record);
+    let report = pipeline::run(config, to_run, models, &progress, cancel, &mut record);
     progress.finish();
     report
 }

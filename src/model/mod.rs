@@ -78,8 +78,14 @@ pub enum ModelError {
         library: PathBuf,
         available: String,
     },
-    #[error("--device {device}: the CUDA execution provider failed to load: {cause}\nhint: check the CUDA and cuDNN libraries, or use --device cpu")]
-    CudaFailed { device: Device, cause: String },
+    #[error(
+        "--device {device}: the CUDA execution provider failed to load: {cause}\nhint: {hint}"
+    )]
+    CudaFailed {
+        device: Device,
+        cause: String,
+        hint: &'static str,
+    },
     #[error("inference failed: {0}")]
     Run(String),
 }
@@ -125,7 +131,7 @@ pub struct ModelDescription {
 impl Model {
     /// Opens `path`, checks the contract and creates a session on the requested device.
     pub fn load(path: &Path, options: SessionOptions) -> Result<Model, ModelError> {
-        let env = runtime::environment()?;
+        let env = runtime::environment_for(options.device != Device::Cpu)?;
         let open_err = |cause: String| ModelError::Open {
             path: path.to_path_buf(),
             cause,
@@ -349,6 +355,7 @@ fn register_cuda(
     let library = runtime::loaded_path()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    runtime::preload_cuda_libraries();
     if !ep::CUDA::is_available().unwrap_or(false) {
         return Err(ModelError::CudaUnavailable {
             device,
@@ -360,9 +367,18 @@ fn register_cuda(
         .with_device_id(id as i32)
         .build()
         .error_on_failure();
-    cuda.register(builder).map_err(|e| ModelError::CudaFailed {
-        device,
-        cause: e.to_string(),
+    cuda.register(builder).map_err(|e| {
+        let cause = e.to_string();
+        let hint = if cause.contains("libcuda.so") {
+            "this machine has no NVIDIA driver (libcuda.so.1 comes with it, not with CUDA); use --device cpu"
+        } else {
+            "`scripts/setup.sh --gpu` installs the CUDA and cuDNN libraries this ONNX Runtime needs; or use --device cpu"
+        };
+        ModelError::CudaFailed {
+            device,
+            cause,
+            hint,
+        }
     })
 }
 

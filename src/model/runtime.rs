@@ -34,8 +34,35 @@ pub enum RuntimeError {
 /// Where the ONNX Runtime library was loaded from, once loaded.
 static LOADED: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
 
-/// Candidate library paths, in search order.
+/// Where `scripts/setup.sh --gpu` puts the `onnxruntime-gpu` library and the CUDA and
+/// cuDNN libraries it needs (all from PyPI wheels), under the data folder.
+pub const GPU_DIR: &str = "framegpt/onnxruntime-gpu";
+
+/// The CUDA runtime libraries the CUDA execution provider of ONNX Runtime 1.31 links
+/// against or opens (sonames, in dependency order; cuDNN's parts are found by pattern).
+const CUDA_LIBRARIES: [&str; 6] = [
+    "libcudart.so.13",
+    "libcublasLt.so.13",
+    "libcublas.so.13",
+    "libcurand.so.10",
+    "libcufft.so.12",
+    "libnvrtc.so.13",
+];
+
+fn data_home() -> Option<PathBuf> {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+}
+
+/// Candidate library paths, in search order (CPU build first).
 pub fn candidate_paths() -> Vec<PathBuf> {
+    candidate_paths_for(false)
+}
+
+/// Candidate library paths; with `gpu`, the `onnxruntime-gpu` library of
+/// `scripts/setup.sh --gpu` comes first.
+pub fn candidate_paths_for(gpu: bool) -> Vec<PathBuf> {
     let names = [
         format!("libonnxruntime.so.{ORT_VERSION}"),
         "libonnxruntime.so".to_string(),
@@ -51,11 +78,15 @@ pub fn candidate_paths() -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("FRAMEGPT_ORT_DIR") {
         dirs.push(PathBuf::from(dir));
     }
-    let data_home = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
-    if let Some(data) = data_home {
+    if let Some(data) = data_home() {
+        let gpu_dir = data.join(GPU_DIR).join(ORT_VERSION);
+        if gpu {
+            dirs.push(gpu_dir.clone());
+        }
         dirs.push(data.join("framegpt/onnxruntime").join(ORT_VERSION));
+        if !gpu {
+            dirs.push(gpu_dir);
+        }
     }
     dirs.push(PathBuf::from("/usr/local/lib"));
     dirs.push(PathBuf::from("/usr/lib"));
@@ -68,6 +99,10 @@ pub fn candidate_paths() -> Vec<PathBuf> {
 /// Resolves the library path: `FRAMEGPT_ORT_LIB` (or `ORT_DYLIB_PATH`) when set, else the
 /// first candidate that exists.
 pub fn find_library() -> Result<PathBuf, RuntimeError> {
+    find_library_for(false)
+}
+
+fn find_library_for(gpu: bool) -> Result<PathBuf, RuntimeError> {
     for var in [ORT_LIB_ENV, "ORT_DYLIB_PATH"] {
         if let Some(value) = std::env::var_os(var).filter(|v| !v.is_empty()) {
             let path = PathBuf::from(value);
@@ -86,7 +121,7 @@ pub fn find_library() -> Result<PathBuf, RuntimeError> {
             };
         }
     }
-    let searched = candidate_paths();
+    let searched = candidate_paths_for(gpu);
     searched
         .iter()
         .find(|p| p.exists())
@@ -127,8 +162,14 @@ pub fn disable_telemetry() {
 
 /// Loads ONNX Runtime (once per process) and returns its environment.
 pub fn environment() -> Result<&'static ort::environment::Environment, RuntimeError> {
+    environment_for(false)
+}
+
+/// As [`environment`]; `gpu` (a CUDA device was asked for) prefers the `onnxruntime-gpu`
+/// library when it is the first call in the process.
+pub fn environment_for(gpu: bool) -> Result<&'static ort::environment::Environment, RuntimeError> {
     let loaded = LOADED.get_or_init(|| {
-        let path = find_library().map_err(|e| e.to_string())?;
+        let path = find_library_for(gpu).map_err(|e| e.to_string())?;
         let env = load(&path).map_err(|e| e.to_string())?;
         Ok((path, env))
     });
@@ -144,6 +185,70 @@ pub fn loaded_path() -> Option<&'static Path> {
         Some(Ok((path, _))) => Some(path.as_path()),
         _ => None,
     }
+}
+
+/// Opens the CUDA and cuDNN libraries found next to the loaded ONNX Runtime library (where
+/// `scripts/setup.sh --gpu` puts them) with `RTLD_GLOBAL`, so that the CUDA execution
+/// provider finds them by soname without `LD_LIBRARY_PATH`. Libraries that are not there
+/// are left to the system's search path; returns how many were opened.
+pub fn preload_cuda_libraries() -> usize {
+    static OPENED: OnceLock<usize> = OnceLock::new();
+    *OPENED.get_or_init(|| {
+        let Some(dir) = loaded_path().and_then(Path::parent) else {
+            return 0;
+        };
+        let mut pending: Vec<PathBuf> = CUDA_LIBRARIES.iter().map(|n| dir.join(n)).collect();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut cudnn: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libcudnn") && n.ends_with(".so.9"))
+                })
+                .collect();
+            cudnn.sort();
+            pending.extend(cudnn);
+        }
+        pending.retain(|p| p.exists());
+        // Several passes: a library whose dependencies are not open yet fails with RTLD_NOW
+        // and is tried again once they are.
+        let mut opened = 0;
+        loop {
+            let before = pending.len();
+            pending.retain(|path| match open_global(path) {
+                Ok(()) => {
+                    opened += 1;
+                    false
+                }
+                Err(e) => {
+                    tracing::trace!("not yet: {}: {e}", path.display());
+                    true
+                }
+            });
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        for path in &pending {
+            if let Err(e) = open_global(path) {
+                tracing::debug!("could not open {}: {e}", path.display());
+            }
+        }
+        tracing::debug!(dir = %dir.display(), opened, "CUDA libraries opened");
+        opened
+    })
+}
+
+// dlopen has no safe form (see the `unsafe_code` lint in Cargo.toml).
+#[allow(unsafe_code)]
+fn open_global(path: &Path) -> Result<(), libloading::Error> {
+    use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+    // SAFETY: these are NVIDIA's CUDA/cuDNN libraries; their initializers only register
+    // themselves. The handle is kept open for the life of the process on purpose.
+    let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }?;
+    std::mem::forget(lib);
+    Ok(())
 }
 
 fn load(path: &Path) -> Result<ort::environment::Environment, RuntimeError> {
