@@ -4,11 +4,14 @@
 //! stops silently on read errors. Only the frames the [`Sampler`] keeps are converted, by
 //! swscale, straight to the model's frame size (area filter, RGB24). Inputs are restricted
 //! to the local-file protocol and to real container formats: FFmpeg otherwise opens a text
-//! file as "video" through its `tty` demuxer.
+//! file as "video" through its `tty` demuxer. Frames are turned as a player shows them
+//! (the stream's display matrix, [`Orientation`]), and one file's decoding can be bounded
+//! in time ([`decode_file_bounded`]).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
@@ -37,8 +40,11 @@ pub struct DecodeOptions {
 pub struct VideoInfo {
     pub container: String,
     pub codec: String,
+    /// The picture's size as displayed (after [`Orientation`]).
     pub width: u32,
     pub height: u32,
+    /// How the display matrix turns the stored picture; frames come out turned.
+    pub orientation: Orientation,
     /// Average frame rate, when the container knows it.
     pub fps: Option<f64>,
     /// Frame count the container declares (unreliable for some formats; a hint only).
@@ -98,6 +104,11 @@ pub enum DecodeError {
     NoFrames(u64),
     #[error("swscale failed: {0}")]
     Scale(String),
+    #[error(
+        "timed out after {limit_s} s (--file-timeout) with {frames} frames decoded; hint: \
+raise --file-timeout for very long videos, or pass --file-timeout none"
+    )]
+    TimedOut { limit_s: String, frames: u64 },
     #[error("interrupted")]
     Cancelled,
 }
@@ -130,18 +141,68 @@ pub fn decode_file_with(
     sampler: &mut Sampler,
     cancel: &AtomicBool,
     on_open: impl FnOnce(&VideoInfo),
+    sink: impl FnMut(DecodedFrame) -> bool,
+) -> Result<DecodeSummary, DecodeError> {
+    decode_file_bounded(path, options, None, sampler, cancel, on_open, sink)
+}
+
+/// When one file's decoding must end (`--file-timeout`).
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn passed(deadline: Option<Deadline>) -> bool {
+        deadline.is_some_and(|d| Instant::now() >= d.at)
+    }
+
+    fn error(&self, frames: u64) -> DecodeError {
+        DecodeError::TimedOut {
+            limit_s: format!("{}", self.limit.as_secs_f64()),
+            frames,
+        }
+    }
+}
+
+/// [`decode_file_with`], ending with [`DecodeError::TimedOut`] once `timeout` has passed
+/// since the call: checked by FFmpeg while it opens and reads the file (its interrupt
+/// callback, so a read that keeps failing and retrying ends too), before every packet and
+/// after every frame. One call into the decoder is not cut short.
+pub fn decode_file_bounded(
+    path: &Path,
+    options: DecodeOptions,
+    timeout: Option<Duration>,
+    sampler: &mut Sampler,
+    cancel: &AtomicBool,
+    on_open: impl FnOnce(&VideoInfo),
     mut sink: impl FnMut(DecodedFrame) -> bool,
 ) -> Result<DecodeSummary, DecodeError> {
     init();
+    let deadline = timeout.map(|limit| Deadline {
+        at: Instant::now() + limit,
+        limit,
+    });
     if std::fs::metadata(path)
         .map(|m| m.len() == 0)
         .unwrap_or(false)
     {
         return Err(DecodeError::Empty);
     }
-    let mut ictx = open_input(path)?;
+    let mut ictx = match open_input(path, deadline) {
+        Err(_) if Deadline::passed(deadline) => return Err(deadline.expect("set").error(0)),
+        other => other?,
+    };
     let keyframes_only = sampler.spec().keyframes_only;
     let mut video = VideoStream::open(&ictx, options, keyframes_only)?;
+    if !video.info.orientation.is_identity() {
+        tracing::info!(
+            "`{}`: its display matrix shows the picture {}: analyzed as displayed",
+            path.display(),
+            video.info.orientation.describe()
+        );
+    }
     on_open(&video.info);
     let start_s = sampler.spec().start_s;
     if start_s > 0.0 {
@@ -158,6 +219,8 @@ pub fn decode_file_with(
         // Frame numbers count decoded frames; after a seek or when skipping non-key
         // frames they come from the timestamp instead (round(time × frame rate)).
         index_from_time: start_s > 0.0 || keyframes_only,
+        orientation: video.info.orientation,
+        deadline,
         frames_decoded: 0,
         last_seconds: None,
         scaler: None,
@@ -184,6 +247,9 @@ pub fn decode_file_with(
         state.drain(&mut video.decoder, sampler, &mut sink, &mut summary);
     }
     summary.frames_decoded = state.frames_decoded;
+    if let Some(e @ DecodeError::TimedOut { .. }) = state.error.take() {
+        return Err(e);
+    }
     if let Some(e) = state.error.take() {
         summary.error = Some(e);
     } else if let Some(cause) = read_error {
@@ -200,8 +266,13 @@ pub fn decode_file_with(
     Ok(summary)
 }
 
-/// Opens the container, allowing local files and the whitelisted formats only.
-fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, DecodeError> {
+/// Opens the container, allowing local files and the whitelisted formats only. With a
+/// deadline, FFmpeg's interrupt callback ends any read (while opening and afterwards) once
+/// it has passed.
+fn open_input(
+    path: &Path,
+    deadline: Option<Deadline>,
+) -> Result<ffmpeg::format::context::Input, DecodeError> {
     let mut dict = ffmpeg::Dictionary::new();
     dict.set("protocol_whitelist", "file");
     dict.set("format_whitelist", FORMAT_WHITELIST);
@@ -218,7 +289,15 @@ fn open_input(path: &Path) -> Result<ffmpeg::format::context::Input, DecodeError
             (format!("file:/proc/self/fd/{fd}"), Some(file))
         }
     };
-    ffmpeg::format::input_with_dictionary(&url, dict).map_err(|e| match foreign_format(path) {
+    let opened = match deadline {
+        Some(d) => ffmpeg::format::input_with_interrupt_and_dictionary(
+            &url,
+            move || Instant::now() >= d.at,
+            dict,
+        ),
+        None => ffmpeg::format::input_with_dictionary(&url, dict),
+    };
+    opened.map_err(|e| match foreign_format(path) {
         Some(cause) => DecodeError::NotAVideo(cause),
         None => DecodeError::Open(describe_open_error(e)),
     })
@@ -278,11 +357,22 @@ impl VideoStream {
         if keyframes_only {
             decoder.skip_frame(ffmpeg::codec::discard::Discard::NonKey);
         }
+        let orientation = stream
+            .side_data()
+            .find(|d| d.kind() == ffmpeg::codec::packet::side_data::Type::DisplayMatrix)
+            .and_then(|d| display_matrix(d.data()))
+            .map_or_else(Orientation::default, Orientation::from_display_matrix);
+        let (width, height) = if orientation.transpose {
+            (decoder.height(), decoder.width())
+        } else {
+            (decoder.width(), decoder.height())
+        };
         let info = VideoInfo {
             container: ictx.format().name().to_string(),
             codec: codec_name.clone(),
-            width: decoder.width(),
-            height: decoder.height(),
+            width,
+            height,
+            orientation,
             fps: rational_to_positive(stream.avg_frame_rate())
                 .or_else(|| rational_to_positive(stream.rate())),
             declared_frames: (stream.frames() > 0).then_some(stream.frames() as u64),
@@ -324,6 +414,13 @@ impl<S: FnMut(DecodedFrame) -> bool> Decoding<'_, S> {
             if cancel.load(Ordering::Relaxed) {
                 return Err(DecodeError::Cancelled);
             }
+            if let Some(d) = self
+                .state
+                .deadline
+                .filter(|_| Deadline::passed(self.state.deadline))
+            {
+                return Err(d.error(self.state.frames_decoded));
+            }
             // A fresh packet each time: av_read_frame does not release what a packet
             // already holds, so reusing one leaks every packet read (memory grew with
             // video length).
@@ -331,6 +428,8 @@ impl<S: FnMut(DecodedFrame) -> bool> Decoding<'_, S> {
             match packet.read(ictx) {
                 Ok(()) => {}
                 Err(ffmpeg::Error::Eof) => return Ok(None),
+                // The interrupt callback ended the read (`Exit`): the loop's check says why.
+                Err(_) if Deadline::passed(self.state.deadline) => continue,
                 Err(e) => return Ok(Some(e.to_string())),
             }
             if packet.stream() != video.index {
@@ -382,6 +481,8 @@ fn check_truncation(s: &DecodeSummary, skipped_frames: bool) -> Option<DecodeErr
 
 struct DrainState {
     options: DecodeOptions,
+    orientation: Orientation,
+    deadline: Option<Deadline>,
     time_base: f64,
     stream_start: i64,
     fps: Option<f64>,
@@ -416,6 +517,11 @@ impl DrainState {
             };
             self.frames_decoded += 1;
             self.last_seconds = Some(seconds);
+            if let Some(d) = self.deadline.filter(|_| Deadline::passed(self.deadline)) {
+                self.error = Some(d.error(self.frames_decoded));
+                self.stop = true;
+                break;
+            }
             match sampler.decide(seconds) {
                 Decision::Skip => continue,
                 Decision::Stop => {
@@ -444,8 +550,14 @@ impl DrainState {
         }
     }
 
+    /// The frame scaled to the model's size and turned as displayed: a quarter turn scales
+    /// to the transposed size first, so the turned picture has the model's size.
     fn convert(&mut self, frame: &AvFrame) -> Result<Vec<u8>, DecodeError> {
-        let (w, h) = (self.options.frame_width, self.options.frame_height);
+        let (w, h) = if self.orientation.transpose {
+            (self.options.frame_height, self.options.frame_width)
+        } else {
+            (self.options.frame_width, self.options.frame_height)
+        };
         let key = (frame.format(), frame.width(), frame.height());
         if self.scaler.as_ref().is_none_or(|(_, k)| *k != key) {
             let ctx = scaling::Context::get(
@@ -472,7 +584,108 @@ impl DrainState {
         for y in 0..h as usize {
             rgb.extend_from_slice(&data[y * stride..y * stride + row]);
         }
-        Ok(rgb)
+        Ok(self.orientation.apply(&rgb, w as usize, h as usize))
+    }
+}
+
+/// The 3×3 display matrix of a stream's side data (nine native-endian 32-bit integers,
+/// 16.16 fixed point except the last column, as FFmpeg stores it).
+fn display_matrix(bytes: &[u8]) -> Option<[i32; 9]> {
+    let mut m = [0i32; 9];
+    for (v, chunk) in m.iter_mut().zip(bytes.get(..36)?.chunks_exact(4)) {
+        *v = i32::from_ne_bytes(chunk.try_into().ok()?);
+    }
+    Some(m)
+}
+
+/// How a player turns the stored picture for display, decided from the stream's display
+/// matrix as FFmpeg's own autorotate does (`fftools/ffmpeg_filter.c`, FFmpeg 5.1): quarter
+/// turns and mirrors. An output pixel (x, y) comes from the stored (scaled) picture at
+/// (a, b) = transpose ? (y, x) : (x, y), each mirrored when its flip is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Orientation {
+    /// Clockwise turn in degrees: 0, 90, 180 or 270.
+    pub rotation_deg: u16,
+    /// Rows and columns swapped (a 90° or 270° turn).
+    pub transpose: bool,
+    /// Source column mirrored (after the swap).
+    pub flip_x: bool,
+    /// Source row mirrored (after the swap).
+    pub flip_y: bool,
+}
+
+impl Orientation {
+    /// The turn a display matrix asks for. An angle that is not a quarter turn is not
+    /// applied (FFmpeg rotates by any angle; that would crop or pad the picture).
+    pub fn from_display_matrix(m: [i32; 9]) -> Self {
+        let fp = |v: i32| f64::from(v) / 65536.0;
+        let (s0, s1) = (fp(m[0]).hypot(fp(m[3])), fp(m[1]).hypot(fp(m[4])));
+        if s0 == 0.0 || s1 == 0.0 {
+            return Orientation::default();
+        }
+        // av_display_rotation_get is the counterclockwise angle; FFmpeg negates it.
+        let ccw = -(fp(m[1]) / s1).atan2(fp(m[0]) / s0).to_degrees();
+        let mut theta = -ccw.round();
+        theta -= 360.0 * (theta / 360.0 + 0.9 / 360.0).floor();
+        let near = |deg: f64| (theta - deg).abs() < 1.0;
+        let turn = |rotation_deg, transpose, flip_x, flip_y| Orientation {
+            rotation_deg,
+            transpose,
+            flip_x,
+            flip_y,
+        };
+        if near(90.0) {
+            // transpose=cclock_flip when m[3] > 0, else transpose=clock
+            turn(90, true, false, m[3] <= 0)
+        } else if near(180.0) {
+            turn(180, false, m[0] < 0, m[4] < 0)
+        } else if near(270.0) {
+            // transpose=clock_flip when m[3] < 0, else transpose=cclock
+            turn(270, true, true, m[3] < 0)
+        } else if theta.abs() < 1.0 || near(360.0) {
+            turn(0, false, false, m[4] < 0)
+        } else {
+            tracing::warn!("display matrix rotates by {theta}°, not a quarter turn: not applied");
+            Orientation::default()
+        }
+    }
+
+    /// Nothing to do.
+    pub fn is_identity(&self) -> bool {
+        !(self.transpose || self.flip_x || self.flip_y)
+    }
+
+    /// What it does, for a log line: "turned 90° clockwise", "mirrored", ...
+    pub fn describe(&self) -> String {
+        let mirrored = match (self.rotation_deg, self.flip_x, self.flip_y) {
+            (0, false, false) | (90, false, true) | (180, true, true) | (270, true, false) => "",
+            _ => " and mirrored",
+        };
+        format!("turned {}° clockwise{mirrored}", self.rotation_deg)
+    }
+
+    /// `rgb` (packed RGB24, `width` × `height`) turned; the result is `height` × `width`
+    /// when transposing.
+    pub fn apply(&self, rgb: &[u8], width: usize, height: usize) -> Vec<u8> {
+        if self.is_identity() {
+            return rgb.to_vec();
+        }
+        let (out_w, out_h) = if self.transpose {
+            (height, width)
+        } else {
+            (width, height)
+        };
+        let mut out = Vec::with_capacity(rgb.len());
+        for y in 0..out_h {
+            for x in 0..out_w {
+                let (a, b) = if self.transpose { (y, x) } else { (x, y) };
+                let sx = if self.flip_x { width - 1 - a } else { a };
+                let sy = if self.flip_y { height - 1 - b } else { b };
+                let i = (sy * width + sx) * 3;
+                out.extend_from_slice(&rgb[i..i + 3]);
+            }
+        }
+        out
     }
 }
 
@@ -628,6 +841,57 @@ mod tests {
         })
         .unwrap()
         .frames_decoded
+    }
+
+    /// The display matrices FFmpeg 5.1's mp4 muxer writes for `rotate=90/180/270` (as
+    /// `ffprobe -show_streams` prints them), with the turn FFmpeg's autorotate applies to
+    /// each (checked against the `ffmpeg` program in tests/cli/decoding.rs).
+    #[test]
+    fn display_matrices_give_ffmpegs_turns() {
+        const ONE: i32 = 65536;
+        const W: i32 = 1 << 30;
+        let cases = [
+            ([ONE, 0, 0, 0, ONE, 0, 0, 0, W], 0, false, false, false),
+            ([0, -ONE, 0, ONE, 0, 0, 0, 0, W], 270, true, true, false),
+            ([-ONE, 0, 0, 0, -ONE, 0, 0, 0, W], 180, false, true, true),
+            ([0, ONE, 0, -ONE, 0, 0, 0, 0, W], 90, true, false, true),
+            // Mirrored: a vertical flip alone, and a transpose (cclock_flip).
+            ([ONE, 0, 0, 0, -ONE, 0, 0, 0, W], 0, false, false, true),
+            ([0, ONE, 0, ONE, 0, 0, 0, 0, W], 90, true, false, false),
+        ];
+        for (m, deg, transpose, flip_x, flip_y) in cases {
+            let o = Orientation::from_display_matrix(m);
+            assert_eq!(
+                (o.rotation_deg, o.transpose, o.flip_x, o.flip_y),
+                (deg, transpose, flip_x, flip_y),
+                "{m:?}"
+            );
+        }
+        assert!(Orientation::from_display_matrix([0; 9]).is_identity());
+        assert_eq!(display_matrix(&[0u8; 35]), None);
+    }
+
+    /// A 3×2 picture turned: 90° clockwise puts the bottom-left pixel top-left.
+    #[test]
+    fn orientation_moves_pixels_like_ffmpegs_transpose() {
+        // Pixels numbered 0..6 row by row (one channel repeated three times).
+        let rgb: Vec<u8> = (0..6u8).flat_map(|v| [v, v, v]).collect();
+        let px =
+            |o: Orientation| -> Vec<u8> { o.apply(&rgb, 3, 2).chunks(3).map(|c| c[0]).collect() };
+        let turn = |transpose, flip_x, flip_y| Orientation {
+            rotation_deg: 0,
+            transpose,
+            flip_x,
+            flip_y,
+        };
+        // 0 1 2      clock: 3 0     cclock: 2 5     180: 5 4 3
+        // 3 4 5             4 1             1 4          2 1 0
+        //                   5 2             0 3
+        assert_eq!(px(turn(true, false, true)), [3, 0, 4, 1, 5, 2]);
+        assert_eq!(px(turn(true, true, false)), [2, 5, 1, 4, 0, 3]);
+        assert_eq!(px(turn(false, true, true)), [5, 4, 3, 2, 1, 0]);
+        assert_eq!(px(turn(true, false, false)), [0, 3, 1, 4, 2, 5]);
+        assert_eq!(px(Orientation::default()), [0, 1, 2, 3, 4, 5]);
     }
 
     /// Regression: reusing one `Packet` for `av_read_frame` leaked every packet's data, so

@@ -40,6 +40,8 @@ pub struct PipelineConfig {
     pub window_stride: usize,
     pub decode_jobs: usize,
     pub ffmpeg_threads: usize,
+    /// `--file-timeout`: one file's decoding ends with an error row after this long.
+    pub file_timeout: Option<std::time::Duration>,
     pub output: OutputConfig,
 }
 
@@ -193,9 +195,10 @@ fn decode_one(shared: &Shared<'_>, file: usize, work: &Sender<Work>) -> Option<F
         let expected = config.sample.expected_frames(info.fps, info.duration_s);
         shared.progress.file_opened(&bar, input.size, expected)
     };
-    let outcome = decode::decode_file_with(
+    let outcome = decode::decode_file_bounded(
         &input.path,
         options,
+        config.file_timeout,
         &mut sampler,
         shared.cancel,
         opened,

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "cli/corpus.rs"]
 mod corpus;
+#[path = "cli/decoding.rs"]
+mod decoding;
 #[path = "cli/finetune.rs"]
 mod finetune;
 #[path = "cli/hardening.rs"]

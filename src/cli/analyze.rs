@@ -1,6 +1,7 @@
 //! `framegpt analyze` arguments.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -52,6 +53,11 @@ pub struct AnalyzeArgs {
     /// Files decoded at once.
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Give up on a file after this long (seconds, or with a unit: 90s, 30m, 2h; `none`: no
+    /// bound): it gets an error row, its outputs are discarded, the batch goes on. The
+    /// default (6h) is far above what the longest footage takes on a small machine.
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_file_timeout)]
+    pub file_timeout: FileTimeout,
     /// Windows per inference call.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub batch: usize,
@@ -89,4 +95,53 @@ pub enum ScenesFormatArg {
     Chapters,
     /// Also write chapters.vtt: WebVTT chapters.
     Vtt,
+}
+
+/// `--file-timeout`: a positive duration, or no bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FileTimeout(pub Option<Duration>);
+
+/// `90`, `90s`, `1.5m`, `2h`, or `none`/`off`; zero, negative and unknown units are refused.
+pub fn parse_file_timeout(text: &str) -> Result<FileTimeout, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("off") {
+        return Ok(FileTimeout(None));
+    }
+    let (number, unit_s) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1.0),
+        Some((i, 'm')) => (&t[..i], 60.0),
+        Some((i, 'h')) => (&t[..i], 3600.0),
+        _ => (t, 1.0),
+    };
+    let seconds = number
+        .parse::<f64>()
+        .ok()
+        .map(|v| v * unit_s)
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 1e9)
+        .ok_or_else(|| {
+            format!(
+                "`{text}` is not a duration: give seconds (`600`), `90s`, `30m`, `2h`, or `none`"
+            )
+        })?;
+    Ok(FileTimeout(Some(Duration::from_secs_f64(seconds))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_timeout_parses_units_and_none() {
+        let secs = |t: &str| parse_file_timeout(t).map(|f| f.0.map(|d| d.as_secs_f64()));
+        assert_eq!(secs("600"), Ok(Some(600.0)));
+        assert_eq!(secs("0.5"), Ok(Some(0.5)));
+        assert_eq!(secs("90s"), Ok(Some(90.0)));
+        assert_eq!(secs("1.5m"), Ok(Some(90.0)));
+        assert_eq!(secs("6h"), Ok(Some(21600.0)));
+        assert_eq!(secs("none"), Ok(None));
+        assert_eq!(secs("OFF"), Ok(None));
+        for bad in ["0", "-1", "", "s", "1d", "nan", "inf", "1e300"] {
+            assert!(secs(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

@@ -40,6 +40,8 @@ pub struct AnalyzeSettings {
     /// Frames between window starts (None: half the model's context).
     pub window_stride: Option<usize>,
     pub threads: ThreadBudget,
+    /// `--file-timeout` (None: no bound).
+    pub file_timeout: Option<std::time::Duration>,
     pub embeddings: bool,
     /// Shot lists besides shots.csv, sorted, without duplicates.
     pub scenes_format: Vec<ScenesFormat>,
@@ -86,6 +88,7 @@ impl AnalyzeSettings {
             batch_windows: args.batch,
             window_stride: args.window_stride,
             threads: ThreadBudget::new(global.total_threads(), args.jobs),
+            file_timeout: args.file_timeout.0,
             embeddings: args.embeddings == EmbeddingsFormat::Npy,
             scenes_format: scenes_formats(&args.scenes_format),
             report: args.report,
@@ -107,6 +110,7 @@ impl AnalyzeSettings {
                 .unwrap_or((contract.context_frames / 2).max(1)),
             decode_jobs: self.threads.decode_jobs,
             ffmpeg_threads: self.threads.ffmpeg_per_file,
+            file_timeout: self.file_timeout,
             output: OutputConfig {
                 output_dir: self.output_dir.clone(),
                 embeddings: self.embeddings,
@@ -428,7 +432,9 @@ fn summarize(
 /// results do not depend on them).
 pub fn settings_fingerprint(config: &PipelineConfig) -> String {
     format!(
-        "sample={:?}; window_stride={}; embeddings={}; scenes={:?}; detector={:?}",
+        // `orientation=display`: frames are turned as the display matrix says (outputs of
+        // earlier versions read rotated videos unturned, so they are not reused).
+        "sample={:?}; window_stride={}; embeddings={}; scenes={:?}; detector={:?}; orientation=display",
         config.sample,
         config.window_stride,
         config.output.embeddings,
