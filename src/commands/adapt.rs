@@ -452,7 +452,7 @@ fn split(settings: &AdaptSettings, scanned: Vec<Scanned>) -> Split {
         train,
         val,
         rule: format!(
-            "one source file: the last {:.0} % of its frames held out",
+            "of one source file: the last {:.0} % of its frames held out",
             100.0 * settings.val_split
         ),
     }
