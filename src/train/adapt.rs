@@ -125,7 +125,7 @@ pub fn stream_windows(
         if buffer.len() > t {
             buffer.pop_front();
         }
-        if buffer.len() == t && (used - t as u64) % stride as u64 == 0 {
+        if buffer.len() == t && (used - t as u64).is_multiple_of(stride as u64) {
             out.windows += 1;
             if let Err(e) = sink(window_of(&buffer)) {
                 failure = Some(e);
