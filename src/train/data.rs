@@ -426,6 +426,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unlabelled_csv_takes_three_columns_and_labelled_does_not() {
+        let text = "path,start_s,end_s\na.mp4,1,2\nb.mp4,,\n";
+        let rows = parse_csv_with(text, Path::new("/d/n.csv"), Path::new("/d"), false).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0.start_s, Some(1.0));
+        assert_eq!(rows[1].0.path, Path::new("/d/b.mp4"));
+        let err = parse_csv(text, Path::new("/d/n.csv"), Path::new("/d")).unwrap_err();
+        assert!(
+            err.to_string().contains("path,start_s,end_s,label"),
+            "{err}"
+        );
+        let bad = "path,start_s,end_s\na.mp4,1\n";
+        let err = parse_csv_with(bad, Path::new("n.csv"), Path::new("."), false).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
     fn csv_rows_parse_and_resolve_relative_paths() {
         let text = "path,start_s,end_s,label\na.mp4,0,1.5,cat\n/abs/b.mp4,,,dog\n";
         let rows = parse_csv(text, Path::new("/d/l.csv"), Path::new("/d")).unwrap();
