@@ -357,6 +357,33 @@ pub fn replace_initializers(
     Ok(out)
 }
 
+/// Returns `model` with `metadata` set (replacing entries with the same keys); every other
+/// byte is kept (`framegpt adapt`: same graph, new weights, new provenance).
+pub fn set_metadata(
+    model: &[u8],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, OnnxEditError> {
+    let mut out = Vec::with_capacity(model.len() + 4096);
+    for f in split_fields(model)? {
+        if f.number == MODEL_METADATA_PROPS {
+            let e = StringStringEntryProto::decode(f.payload.unwrap_or_default())
+                .map_err(|e| OnnxEditError::Malformed(e.to_string()))?;
+            if metadata.contains_key(&e.key) {
+                continue;
+            }
+        }
+        out.extend_from_slice(f.bytes);
+    }
+    for (key, value) in metadata {
+        let entry = StringStringEntryProto {
+            key: key.clone(),
+            value: value.clone(),
+        };
+        put_len_field(&mut out, MODEL_METADATA_PROPS, &entry.encode_to_vec());
+    }
+    Ok(out)
+}
+
 /// Returns `model` with `head` attached to its graph and `metadata` set (replacing entries
 /// with the same keys); every other byte of the original is kept.
 pub fn attach_head(

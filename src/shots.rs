@@ -188,6 +188,58 @@ impl DetectorConfig {
     }
 }
 
+/// The reference `surprise_z` is measured against: the log surprise of the last
+/// `capacity` frames that were not unusual themselves. Causal (a frame is scored against
+/// frames before it only, no look-ahead), so it streams. While a frame scores above
+/// [`ZReference::FREEZE_Z`] the reference does not take it in: a long event (a shake, a
+/// speed-up, an object crossing) stays unusual for its whole length instead of becoming
+/// its own baseline within half a window. After [`ZReference::MAX_FROZEN`] such frames in
+/// a row it takes them in again, so a lasting change (a new scene, the lights switched
+/// on) becomes the new normal.
+#[derive(Debug, Clone)]
+struct ZReference {
+    values: VecDeque<f32>,
+    capacity: usize,
+    frozen_run: usize,
+}
+
+impl ZReference {
+    /// A frame at least this far above the reference is kept out of it.
+    const FREEZE_Z: f32 = 2.0;
+    /// Consecutive kept-out frames after which they are taken in anyway (about 5 s at
+    /// 30 frames/s; the benchmark's events last 0.5–2 s).
+    const MAX_FROZEN: usize = 150;
+
+    fn new(capacity: usize) -> Self {
+        ZReference {
+            values: VecDeque::with_capacity(capacity + 1),
+            capacity: capacity.max(3),
+            frozen_run: 0,
+        }
+    }
+
+    /// The robust z of `x` against the reference (None until it holds 3 frames), then
+    /// `x` joins the reference unless it is unusual or a boundary's own spike.
+    fn score_and_learn(&mut self, x: f32, boundary: bool) -> Option<f32> {
+        let z = (self.values.len() >= 3).then(|| {
+            let mut v: Vec<f32> = self.values.iter().copied().collect();
+            let med = median(&mut v);
+            let mut dev: Vec<f32> = v.iter().map(|y| (y - med).abs()).collect();
+            let mad = median(&mut dev);
+            (x - med) / (1.4826 * mad).max(0.15)
+        });
+        let unusual = z.is_some_and(|z| z > Self::FREEZE_Z);
+        self.frozen_run = if unusual { self.frozen_run + 1 } else { 0 };
+        if !boundary && (!unusual || self.frozen_run > Self::MAX_FROZEN) {
+            self.values.push_back(x);
+            if self.values.len() > self.capacity {
+                self.values.pop_front();
+            }
+        }
+        z
+    }
+}
+
 struct Pending {
     position: u64,
     log_surprise: Option<f32>,
@@ -202,6 +254,8 @@ pub struct ShotDetector {
     cfg: DetectorConfig,
     /// Log-surprise of past frames (decided ones), for the adaptive statistics.
     history: VecDeque<f32>,
+    /// The reference of the reported `surprise_z`.
+    z_reference: ZReference,
     /// Frames waiting for their lookahead, oldest first; also keeps the frames just before.
     window: VecDeque<Pending>,
     /// Frames already decided that stay in `window` as the past (for flash/dissolve checks).
@@ -219,6 +273,7 @@ pub struct ShotDetector {
 impl ShotDetector {
     pub fn new(cfg: DetectorConfig) -> Self {
         ShotDetector {
+            z_reference: ZReference::new(cfg.history),
             cfg,
             history: VecDeque::new(),
             window: VecDeque::new(),
@@ -268,6 +323,11 @@ impl ShotDetector {
         let z = self.window[i].log_surprise.and_then(|x| self.robust_z(x));
         self.window[i].z = z;
         let boundary = self.classify(i, z);
+        // The reported score has its own reference (frozen during unusual stretches); the
+        // boundary rules keep theirs, so shots do not change.
+        let z = self.window[i]
+            .log_surprise
+            .and_then(|x| self.z_reference.score_and_learn(x, boundary.is_some()));
         if let Some(x) = self.window[i].log_surprise {
             // A boundary's own spike does not raise the bar for the next shot.
             if boundary.is_none() {
@@ -533,6 +593,28 @@ pub fn thumbnail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn surprise_z_stays_high_through_a_long_event_and_thaws_after_a_lasting_change() {
+        let mut r = ZReference::new(48);
+        let noise = |k: usize| ((k * 7919) % 13) as f32 * 0.02;
+        for k in 0..100 {
+            r.score_and_learn(-3.0 + noise(k), false);
+        }
+        // A 60-frame event, 10x the surprise (ln 10 = 2.3 higher): unusual throughout.
+        let event: Vec<f32> = (0..60)
+            .map(|k| r.score_and_learn(-0.7 + noise(k), false).unwrap())
+            .collect();
+        assert!(event.iter().all(|&z| z > 5.0), "{event:?}");
+        // Back to normal: z near 0 at once.
+        assert!(r.score_and_learn(-3.0, false).unwrap().abs() < 1.0);
+        // A change that lasts past MAX_FROZEN becomes the new normal.
+        let last = (0..ZReference::MAX_FROZEN + 100)
+            .map(|k| r.score_and_learn(-0.7 + noise(k), false).unwrap())
+            .last()
+            .unwrap();
+        assert!(last.abs() < 1.0, "{last}");
+    }
 
     fn frame(surprise: f32, level: f32) -> FrameSignal {
         FrameSignal {

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "cli/adapt.rs"]
+mod adapt;
 #[path = "cli/corpus.rs"]
 mod corpus;
 #[path = "cli/decoding.rs"]

@@ -3,6 +3,7 @@
 //! `main.rs` and `commands/` see this module; each command turns its arguments into one
 //! validated settings struct of domain types before any work starts.
 
+mod adapt;
 mod analyze;
 mod bench;
 mod finetune;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use adapt::AdaptArgs;
 pub use analyze::{AnalyzeArgs, EmbeddingsFormat, ScenesFormatArg};
 pub use bench::{BenchArgs, Stage};
 pub use finetune::{FeaturesArg, FinetuneArgs, GroupByArg, HeadArg};
@@ -141,6 +143,9 @@ pub enum Command {
     Predict(PredictArgs),
     /// Train a classification head on labelled clips and write backbone + head as one ONNX file.
     Finetune(FinetuneArgs),
+    /// Continue the next-frame objective on one camera's normal footage: surprise becomes
+    /// "unusual for this camera" (same graph, new weights).
+    Adapt(AdaptArgs),
     /// Write an HTML report (curves, boundaries, thumbnails) from an existing output folder.
     Report(ReportArgs),
     /// Roll the model out: generate N future frames from the context at a time, as PNG/GIF/MP4.
@@ -173,6 +178,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Merge(args) => commands::merge::run(args, global),
         Command::Predict(args) => commands::predict::run(args, global),
         Command::Finetune(args) => commands::finetune::run(args, global),
+        Command::Adapt(args) => commands::adapt::run(args, global),
         Command::Report(args) => commands::report::run(args, global),
         Command::Generate(args) => commands::generate::run(args, global),
         Command::Bench(args) => commands::bench::run(args, global),

@@ -1,5 +1,6 @@
 //! One module per subcommand: each turns validated settings into work and an exit code.
 
+pub mod adapt;
 pub mod analyze;
 pub mod bench;
 pub mod finetune;

@@ -228,12 +228,95 @@ pub struct Backbone {
     /// The causal temporal blocks of the frame path (`temporal.{i}`).
     pub temporal: Vec<Block>,
     pub emb_ln: LayerNorm,
+    /// What turns the patch tokens and the frame embeddings into `next_patches`.
+    pub predictor: Predictor,
+    t_max: usize,
+}
+
+/// The prediction path: the frame embedding projected onto every patch token
+/// (`ctx_proj`), the per-frame decoder blocks, `head_ln`, the residual `head` and the
+/// `gate` that mixes the current frame with the running mean. `framegpt adapt` trains it.
+#[derive(Debug, Clone)]
+pub struct Predictor {
+    d: usize,
     ctx_proj: Linear,
     decoder: Vec<Block>,
     head_ln: LayerNorm,
     head: Linear,
     gate: Linear,
-    t_max: usize,
+}
+
+impl Predictor {
+    /// `next_patches` [B, T, N, C] from the patches [B, T, N, C], the patch tokens
+    /// [B·T, N, d] and the embeddings [B, T, d].
+    pub fn forward(&self, patches: &Tensor, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
+        let (b, t, n, c) = patches.dims4()?;
+        let mut y = x.broadcast_add(&self.ctx_proj.forward(emb)?.reshape((b * t, 1, self.d))?)?;
+        for blk in &self.decoder {
+            y = blk.forward(&y, None)?;
+        }
+        let y = self.head_ln.forward(&y)?;
+        let delta = self.head.forward(&y)?.reshape((b, t, n, c))?;
+        let g = candle_nn::ops::sigmoid(&self.gate.forward(&y)?)?.reshape((b, t, n, 1))?;
+        // Running mean over the frames <= t (sequential sums, as ONNX's CumSum).
+        let mut sum = patches.narrow(1, 0, 1)?;
+        let mut means = vec![sum.clone()];
+        for s in 1..t {
+            sum = (sum + patches.narrow(1, s, 1)?)?;
+            means.push((&sum / (s + 1) as f64)?);
+        }
+        let running_mean = Tensor::cat(&means, 1)?;
+        let next = (patches + g.broadcast_mul(&(running_mean - patches)?)?)?;
+        next + delta
+    }
+
+    /// The predictor's parameters as trainable variables (state_dict names without the
+    /// model's prefix: `ctx_proj.weight`, `decoder.0.attn.qkv.weight`, `head.bias`, …)
+    /// and the predictor rebuilt on them.
+    pub fn to_vars(&self) -> Result<(Predictor, Vec<(String, Var)>)> {
+        let mut vars = Vec::new();
+        let mut linear = |name: &str, l: &Linear| -> Result<Linear> {
+            let mut var = |suffix: &str, t: &Tensor| -> Result<Tensor> {
+                let v = Var::from_tensor(t)?;
+                let t = v.as_tensor().clone();
+                vars.push((format!("{name}.{suffix}"), v));
+                Ok(t)
+            };
+            let w = var("weight", l.weight())?;
+            let b = l.bias().map(|b| var("bias", b)).transpose()?;
+            Ok(Linear::new(w, b))
+        };
+        let ctx_proj = linear("ctx_proj", &self.ctx_proj)?;
+        let head = linear("head", &self.head)?;
+        let gate = linear("gate", &self.gate)?;
+        let mut ln_vars = Vec::new();
+        let w = Var::from_tensor(&self.head_ln.weight)?;
+        let b = Var::from_tensor(&self.head_ln.bias)?;
+        let head_ln = LayerNorm {
+            weight: w.as_tensor().clone(),
+            bias: b.as_tensor().clone(),
+        };
+        ln_vars.push(("head_ln.weight".to_string(), w));
+        ln_vars.push(("head_ln.bias".to_string(), b));
+        let mut decoder = Vec::new();
+        for (i, blk) in self.decoder.iter().enumerate() {
+            let (blk, v) = blk.to_vars()?;
+            decoder.push(blk);
+            ln_vars.extend(v.into_iter().map(|(n, v)| (format!("decoder.{i}.{n}"), v)));
+        }
+        vars.extend(ln_vars);
+        Ok((
+            Predictor {
+                d: self.d,
+                ctx_proj,
+                decoder,
+                head_ln,
+                head,
+                gate,
+            },
+            vars,
+        ))
+    }
 }
 
 impl Backbone {
@@ -284,11 +367,14 @@ impl Backbone {
             frame_ln: w.layer_norm("frame_ln", d)?,
             temporal: blocks("temporal")?,
             emb_ln: w.layer_norm("emb_ln", d)?,
-            ctx_proj: w.linear("ctx_proj", d, d, true)?,
-            decoder: blocks("decoder")?,
-            head_ln: w.layer_norm("head_ln", d)?,
-            head: w.linear("head", c, d, true)?,
-            gate: w.linear("gate", 1, d, true)?,
+            predictor: Predictor {
+                d,
+                ctx_proj: w.linear("ctx_proj", d, d, true)?,
+                decoder: blocks("decoder")?,
+                head_ln: w.layer_norm("head_ln", d)?,
+                head: w.linear("head", c, d, true)?,
+                gate: w.linear("gate", 1, d, true)?,
+            },
             t_max,
         })
     }
@@ -352,47 +438,30 @@ impl Backbone {
     /// [B, T, d], from patches [B, T, N, C]: what stays fixed when the blocks from `first`
     /// on are trained.
     pub fn temporal_input(&self, patches: &Tensor, first: usize) -> Result<Tensor> {
-        let (b, t, _, _) = patches.dims4()?;
-        let mask = Self::causal_mask(t)?;
-        let x = self.patch_tokens(patches, &mask)?;
-        let mut h = self.frame_tokens(&x, b, t)?;
-        for blk in &self.temporal[..first.min(self.temporal.len())] {
-            h = blk.forward(&h, Some(&mask))?;
-        }
-        Ok(h)
+        Ok(self.frozen_part(patches, first)?.1)
     }
 
-    /// `next_patches` [B, T, N, C] and `embeddings` [B, T, d], as the ONNX graph.
-    pub fn forward(&self, patches: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (b, t, n, c) = patches.dims4()?;
+    /// The patch tokens [B·T, N, d] and the input of temporal block `first` [B, T, d]
+    /// (with `first` = the number of temporal blocks: their output, before `emb_ln`).
+    pub fn frozen_part(&self, patches: &Tensor, first: usize) -> Result<(Tensor, Tensor)> {
+        let (b, t, _, _) = patches.dims4()?;
         if t > self.t_max {
             candle_core::bail!("window of {t} frames, the model's limit is {}", self.t_max);
         }
         let mask = Self::causal_mask(t)?;
         let x = self.patch_tokens(patches, &mask)?;
         let mut h = self.frame_tokens(&x, b, t)?;
-        for blk in &self.temporal {
+        for blk in &self.temporal[..first.min(self.temporal.len())] {
             h = blk.forward(&h, Some(&mask))?;
         }
+        Ok((x, h))
+    }
+
+    /// `next_patches` [B, T, N, C] and `embeddings` [B, T, d], as the ONNX graph.
+    pub fn forward(&self, patches: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (x, h) = self.frozen_part(patches, self.temporal.len())?;
         let emb = self.emb_ln.forward(&h)?;
-        let mut y =
-            x.broadcast_add(&self.ctx_proj.forward(&emb)?.reshape((b * t, 1, self.d))?)?;
-        for blk in &self.decoder {
-            y = blk.forward(&y, None)?;
-        }
-        let y = self.head_ln.forward(&y)?;
-        let delta = self.head.forward(&y)?.reshape((b, t, n, c))?;
-        let g = candle_nn::ops::sigmoid(&self.gate.forward(&y)?)?.reshape((b, t, n, 1))?;
-        // Running mean over the frames <= t (sequential sums, as ONNX's CumSum).
-        let mut sum = patches.narrow(1, 0, 1)?;
-        let mut means = vec![sum.clone()];
-        for s in 1..t {
-            sum = (sum + patches.narrow(1, s, 1)?)?;
-            means.push((&sum / (s + 1) as f64)?);
-        }
-        let running_mean = Tensor::cat(&means, 1)?;
-        let next = (patches + g.broadcast_mul(&(running_mean - patches)?)?)?;
-        Ok(((next + delta)?, emb))
+        Ok((self.predictor.forward(patches, &x, &emb)?, emb))
     }
 
     /// Embeddings [B, T, d] from the output of [`Self::temporal_input`] with the given

@@ -41,6 +41,8 @@ pub enum DataError {
     Read { path: PathBuf, cause: String },
     #[error("no labelled clips found in `{}`\nhint: use a folder per class (`DIR/<label>/*.mp4`) or a CSV with the header `path,start_s,end_s,label`", .0.display())]
     Empty(PathBuf),
+    #[error("no video files found in `{}`\nhint: pass a folder with video files (any depth) or a CSV with the header `path,start_s,end_s`", .0.display())]
+    NoVideos(PathBuf),
     #[error("need at least 2 classes with at least 2 clips each, found {0}\nhint: add clips, or check the class folder names / the label column")]
     TooFewClasses(usize),
 }
@@ -64,6 +66,40 @@ impl Dataset {
             return Err(DataError::Empty(path.to_path_buf()));
         }
         Ok(Dataset::from_named(clips))
+    }
+
+    /// Unlabelled footage (`framegpt adapt`): every video file under a folder (any depth,
+    /// class folders or not), or a CSV `path,start_s,end_s` (a `label` column is allowed
+    /// and ignored). All clips get label 0; an empty set is [`DataError::NoVideos`].
+    pub fn load_unlabelled(path: &Path) -> Result<Vec<Clip>, DataError> {
+        let read_err = |cause: String| DataError::Read {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let meta = fs_err::metadata(path).map_err(|e| read_err(e.to_string()))?;
+        let clips: Vec<Clip> = if meta.is_dir() {
+            video_files(path)
+                .into_iter()
+                .map(|p| Clip {
+                    origin: p.strip_prefix(path).unwrap_or(&p).display().to_string(),
+                    path: p,
+                    start_s: None,
+                    end_s: None,
+                    label: 0,
+                })
+                .collect()
+        } else {
+            let text = fs_err::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
+            let base = path.parent().unwrap_or(Path::new("."));
+            parse_csv_with(&text, path, base, false)?
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect()
+        };
+        if clips.is_empty() {
+            return Err(DataError::NoVideos(path.to_path_buf()));
+        }
+        Ok(clips)
     }
 
     fn from_named(named: Vec<(Clip, String)>) -> Dataset {
@@ -164,15 +200,7 @@ fn load_folders(root: &Path) -> Result<Vec<(Clip, String)>, DataError> {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&class_dir)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_map(Result::ok)
-            .map(|e| e.into_path())
-            .filter(|p| p.is_file() && !is_hidden(p) && discover::is_video_name(p))
-            .collect();
-        files.sort();
-        for path in files {
+        for path in video_files(&class_dir) {
             let origin = path
                 .strip_prefix(root)
                 .unwrap_or(&path)
@@ -193,6 +221,19 @@ fn load_folders(root: &Path) -> Result<Vec<(Clip, String)>, DataError> {
     Ok(out)
 }
 
+/// The video files under `dir` (recursively, hidden ones skipped), sorted.
+fn video_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.into_path())
+        .filter(|p| p.is_file() && !is_hidden(p) && discover::is_video_name(p))
+        .collect();
+    files.sort();
+    files
+}
+
 fn is_hidden(p: &Path) -> bool {
     p.file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
@@ -204,6 +245,17 @@ pub fn parse_csv(
     text: &str,
     csv_path: &Path,
     base: &Path,
+) -> Result<Vec<(Clip, String)>, DataError> {
+    parse_csv_with(text, csv_path, base, true)
+}
+
+/// [`parse_csv`]; with `labelled` false the header may also be `path,start_s,end_s`
+/// (labels are then empty, and an empty label is no error).
+pub fn parse_csv_with(
+    text: &str,
+    csv_path: &Path,
+    base: &Path,
+    labelled: bool,
 ) -> Result<Vec<(Clip, String)>, DataError> {
     let bad = |line: u64, message: String| DataError::BadRow {
         path: csv_path.to_path_buf(),
@@ -221,15 +273,19 @@ pub fn parse_csv(
         .iter()
         .map(str::to_string)
         .collect();
-    if header != ["path", "start_s", "end_s", "label"] {
+    let three = !labelled && header == ["path", "start_s", "end_s"];
+    if header != ["path", "start_s", "end_s", "label"] && !three {
+        let want = if labelled {
+            "`path,start_s,end_s,label`"
+        } else {
+            "`path,start_s,end_s` (or `path,start_s,end_s,label`)"
+        };
         return Err(bad(
             1,
-            format!(
-                "expected the header `path,start_s,end_s,label`, found `{}`",
-                header.join(",")
-            ),
+            format!("expected the header {want}, found `{}`", header.join(",")),
         ));
     }
+    let fields = header.len();
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
@@ -240,11 +296,12 @@ pub fn parse_csv(
         if record.iter().all(str::is_empty) {
             continue;
         }
-        if record.len() != 4 {
+        if record.len() != fields {
             return Err(bad(
                 line,
                 format!(
-                    "expected 4 fields (path,start_s,end_s,label), found {}",
+                    "expected {fields} fields ({}), found {}",
+                    header.join(","),
                     record.len()
                 ),
             ));
@@ -274,8 +331,8 @@ pub fn parse_csv(
         if record[0].is_empty() {
             return Err(bad(line, "empty path".into()));
         }
-        let label = record[3].to_string();
-        if label.is_empty() {
+        let label = record.get(3).unwrap_or_default().to_string();
+        if label.is_empty() && labelled {
             return Err(bad(line, "empty label".into()));
         }
         let p = PathBuf::from(&record[0]);
@@ -367,6 +424,23 @@ pub fn split_by_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unlabelled_csv_takes_three_columns_and_labelled_does_not() {
+        let text = "path,start_s,end_s\na.mp4,1,2\nb.mp4,,\n";
+        let rows = parse_csv_with(text, Path::new("/d/n.csv"), Path::new("/d"), false).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0.start_s, Some(1.0));
+        assert_eq!(rows[1].0.path, Path::new("/d/b.mp4"));
+        let err = parse_csv(text, Path::new("/d/n.csv"), Path::new("/d")).unwrap_err();
+        assert!(
+            err.to_string().contains("path,start_s,end_s,label"),
+            "{err}"
+        );
+        let bad = "path,start_s,end_s\na.mp4,1\n";
+        let err = parse_csv_with(bad, Path::new("n.csv"), Path::new("."), false).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
 
     #[test]
     fn csv_rows_parse_and_resolve_relative_paths() {

@@ -161,6 +161,11 @@ pub fn metrics_records(history: &[EpochMetrics]) -> Vec<Vec<String>> {
 
 /// The loss curves (train, validation) and the kept epoch, as a standalone SVG.
 pub fn curve_svg(history: &[EpochMetrics], best_epoch: usize) -> String {
+    curve_svg_with(history, best_epoch, "epoch")
+}
+
+/// [`curve_svg`] with another name for the x axis (`adapt`: one point per evaluation).
+pub fn curve_svg_with(history: &[EpochMetrics], best_epoch: usize, x_name: &str) -> String {
     let (w, h, pad) = (640.0, 360.0, 48.0);
     let n = history.len().max(2) as f64;
     let max_loss = history
@@ -190,7 +195,7 @@ pub fn curve_svg(history: &[EpochMetrics], best_epoch: usize) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{}" text-anchor="middle">epoch (1–{})</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle">{x_name} (1–{})</text>"#,
         w / 2.0,
         h - 12.0,
         history.len()
@@ -221,7 +226,7 @@ pub fn curve_svg(history: &[EpochMetrics], best_epoch: usize) -> String {
     }
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="20" fill="steelblue">train loss</text><text x="{}" y="20" fill="darkorange">validation loss</text><text x="{}" y="20" fill="gray">kept: epoch {best_epoch}</text>"#,
+        r#"<text x="{}" y="20" fill="steelblue">train loss</text><text x="{}" y="20" fill="darkorange">validation loss</text><text x="{}" y="20" fill="gray">kept: {x_name} {best_epoch}</text>"#,
         pad,
         pad + 90.0,
         pad + 220.0

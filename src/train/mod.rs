@@ -7,6 +7,7 @@
 //!   standardize ─▶ [unfrozen blocks ─▶] head (AdamW, early stopping) ─▶ metrics ─▶ export
 //! ```
 
+pub mod adapt;
 pub mod backbone;
 pub mod data;
 pub mod features;

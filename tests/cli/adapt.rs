@@ -1,0 +1,126 @@
+//! `framegpt adapt` end to end (a module of the one integration test binary): a short real
+//! sample, the real binary, FFmpeg and ONNX Runtime; a few training steps only.
+
+use std::path::Path;
+
+use tempfile::TempDir;
+
+use super::{analyze, framegpt, run, sample, Run};
+
+fn adapt(data: &Path, out: &Path, extra: &[&str]) -> Run {
+    run(framegpt()
+        .arg("adapt")
+        .arg("--data")
+        .arg(data)
+        .arg("-o")
+        .arg(out)
+        .args(extra))
+}
+
+/// One camera, one file: the held-out part is its last frames. A few steps lower the
+/// held-out next-frame loss; the written file is a model inspect and analyze accept.
+#[test]
+fn adapt_lowers_the_held_out_loss_and_writes_a_model_analyze_runs() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("cam");
+    fs_err::create_dir_all(&data).unwrap();
+    fs_err::copy(sample("cockatoo.mp4"), data.join("day1.mp4")).unwrap();
+    let model = tmp.path().join("cam.onnx");
+    let r = adapt(
+        &data,
+        &model,
+        &[
+            "--max-frames",
+            "72",
+            "--steps",
+            "10",
+            "--eval-every",
+            "5",
+            "--lr",
+            "1e-3",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("held-out next-frame loss before"),
+        "{}",
+        r.stderr
+    );
+    let report = tmp.path().join("cam.onnx.report");
+    for f in ["metrics.csv", "curve.svg", "report.txt", "summary.json"] {
+        assert!(report.join(f).is_file(), "missing {f}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(report.join("summary.json")).unwrap())
+            .unwrap();
+    let losses = &summary["losses"];
+    let (before, after) = (
+        losses["heldout_before"].as_f64().unwrap(),
+        losses["heldout_after"].as_f64().unwrap(),
+    );
+    assert!(after < before, "held-out loss {before} -> {after}");
+    assert_eq!(summary["steps"], 10);
+    assert!(summary["data"]["split"]
+        .as_str()
+        .unwrap()
+        .contains("last 20 %"));
+
+    let inspect = run(framegpt().arg("inspect").arg(&model));
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+    assert!(
+        inspect.stdout.contains("contract:    v2, ok"),
+        "{}",
+        inspect.stdout
+    );
+    assert!(inspect.stdout.contains("\"adapt\""), "{}", inspect.stdout);
+
+    let out = tmp.path().join("out");
+    let model_arg = model.to_str().unwrap();
+    let a = analyze(&[&sample("realshort.mp4")], &out, &["--model", model_arg]);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert!(out.join("realshort.mp4/frames.csv").is_file());
+}
+
+/// No videos, only unreadable files, only files without two distinct frames: exit 2 with
+/// the cause (and the file) named.
+#[test]
+fn adapt_refuses_footage_it_cannot_learn_from() {
+    let tmp = TempDir::new().unwrap();
+    let out = tmp.path().join("m.onnx");
+    let empty = tmp.path().join("empty");
+    fs_err::create_dir_all(&empty).unwrap();
+    fs_err::write(empty.join("notes.txt"), "no video here").unwrap();
+    let r = adapt(&empty, &out, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no video files found in"), "{}", r.stderr);
+
+    let broken = tmp.path().join("broken");
+    fs_err::create_dir_all(&broken).unwrap();
+    fs_err::write(broken.join("a.mp4"), "not a video").unwrap();
+    fs_err::write(broken.join("b.mp4"), "").unwrap();
+    let r = adapt(&broken, &out, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no usable footage")
+            && r.stderr.contains("`a.mp4`: not a readable video file"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("`b.mp4`: empty file"), "{}", r.stderr);
+
+    // A still held for 3 s: every frame repeats the first, one distinct picture per file.
+    let stills = tmp.path().join("stills");
+    fs_err::create_dir_all(&stills).unwrap();
+    for name in ["x.mp4", "y.mp4"] {
+        fs_err::copy(sample("generated/static.mp4"), stills.join(name)).unwrap();
+    }
+    let r = adapt(&stills, &out, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`x.mp4`: 1 distinct frame (a prediction needs at least 2)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.exists());
+}
