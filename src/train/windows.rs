@@ -34,7 +34,9 @@ use crate::sample::{SampleSpec, Sampler};
 use crate::score::{FrameMeta, Window, Windower};
 
 /// Bumped when the cached layout or meaning changes.
-const CACHE_VERSION: &str = "framegpt-windows-v1";
+// v2: frames are turned as the display matrix says (rotated phone video), so v1 entries
+// of rotated files hold unturned features.
+const CACHE_VERSION: &str = "framegpt-windows-v2";
 /// Windows per backbone call.
 const BATCH_WINDOWS: usize = 8;
 
