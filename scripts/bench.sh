@@ -193,7 +193,7 @@ dir_round() {
   whole_run dir_python "for f in $files; do $(printf '%q' "$PY") $(printf '%q' "$ROOT/scripts/bench_python.py") \"\$f\" --threads $THREADS --model $(printf '%q' "$MODEL") || exit 1; done"
   if ((VARIANTS)); then
     rm -rf "$WORK/dir-out"
-    whole_run "dir_framegpt FRAMEGPT_SESSIONS=2" "FRAMEGPT_SESSIONS=2 $(printf '%q' "$BIN") --threads $THREADS --color never analyze $(printf '%q' "$FOOTAGE") -o $(printf '%q' "$WORK/dir-out") --no-progress -q --model $(printf '%q' "$MODEL")"
+    whole_run "dir_framegpt FRAMEGPT_SESSIONS=1" "FRAMEGPT_SESSIONS=1 $(printf '%q' "$BIN") --threads $THREADS --color never analyze $(printf '%q' "$FOOTAGE") -o $(printf '%q' "$WORK/dir-out") --no-progress -q --model $(printf '%q' "$MODEL")"
     rm -rf "$WORK/dir-out"
   fi
 }
@@ -201,6 +201,7 @@ say "directory of real footage ($(rel "$FOOTAGE"), ${#FOOTAGE_FILES[@]} videos):
 record "$FOOTAGE" dir_frames "$(for f in "${FOOTAGE_FILES[@]}"; do ffprobe -v error -count_packets -select_streams v:0 -show_entries stream=nb_read_packets -of csv=p=0 "$f"; done | python3 -c 'import sys; print(sum(int(x) for x in sys.stdin.read().split()))')"
 for ((r = 0; r < RUNS; r++)); do dir_round; done
 
+ASKED_VARIANTS=$VARIANTS
 ((DIR_ONLY)) && INPUTS=() MEM_PAIRS=() VARIANTS=0
 for input in "${INPUTS[@]}"; do
   record "$input" bytes "$(stat -c %s "$input")"
@@ -265,7 +266,7 @@ cat >"$WORK/env.json" <<EOF
   "python": "$("$PY" -c 'import sys, av, numpy, onnxruntime; print(f"{sys.version.split()[0]}, PyAV {av.__version__}, numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}")')",
   "threads": $THREADS,
   "runs": $RUNS,
-  "command": "scripts/bench.sh$( ((QUICK)) && printf ' --quick')$( ((DIR_ONLY)) && printf ' --dir-only')$( ((VARIANTS)) || printf ' --no-variants') --runs $RUNS --threads $THREADS"
+  "command": "scripts/bench.sh$( ((QUICK)) && printf ' --quick')$( ((DIR_ONLY)) && printf ' --dir-only')$( ((ASKED_VARIANTS)) || printf ' --no-variants') --runs $RUNS --threads $THREADS"
 }
 EOF
 python3 - "$RESULTS" "$WORK/env.json" "$(rel "$ROOT/samples")" >"$WORK/report.md" <<'PY'
@@ -347,6 +348,7 @@ for d in footage:
         "dir_python": "Python pipeline (PyAV + numpy + onnxruntime, same model), one process per file",
         "dir_framegpt": "`framegpt analyze DIR`",
         "dir_framegpt FRAMEGPT_SESSIONS=2": "`framegpt analyze DIR`, 2 sessions x 1 thread (FRAMEGPT_SESSIONS=2)",
+        "dir_framegpt FRAMEGPT_SESSIONS=1": "`framegpt analyze DIR`, 1 session of all threads (FRAMEGPT_SESSIONS=1, the default before 2026-12-02)",
     }
     for m, name in names.items():
         w = med(d, m)

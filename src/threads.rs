@@ -11,7 +11,8 @@ pub struct ThreadBudget {
     pub requested_jobs: Option<usize>,
     /// FFmpeg threads per file being decoded.
     pub ffmpeg_per_file: usize,
-    /// ONNX Runtime sessions, each with its own inference worker.
+    /// ONNX Runtime sessions of `analyze`, each with its own inference worker and
+    /// [`Self::ort_per_session`] threads (commands with one session use [`Self::ort`]).
     pub sessions: usize,
     /// ONNX Runtime intra-op threads per session (spinning off, so idle threads give their
     /// core back).
@@ -22,14 +23,18 @@ impl ThreadBudget {
     pub fn new(total: usize, jobs: Option<usize>) -> Self {
         let total = total.max(1);
         let decode_jobs = jobs.unwrap_or(if total >= 2 { 2 } else { 1 }).max(1);
-        let sessions = sessions_override().unwrap_or(1).clamp(1, total);
+        // Two single-threaded sessions beat one two-threaded one on 2 cores (issue 13:
+        // docs/BENCHMARKS.md, 17 % less wall time for a directory); more is not measured.
+        let sessions = sessions_override()
+            .unwrap_or(if total >= 2 { 2 } else { 1 })
+            .clamp(1, total);
         ThreadBudget {
             total,
             decode_jobs,
             requested_jobs: jobs,
             ffmpeg_per_file: (total / decode_jobs).max(1),
             sessions,
-            ort: (total / sessions).max(1),
+            ort: total,
         }
     }
 
@@ -42,6 +47,11 @@ impl ThreadBudget {
             ffmpeg_per_file: (self.total / decode_jobs).max(1),
             ..self
         }
+    }
+
+    /// ONNX Runtime intra-op threads of each of `analyze`'s sessions.
+    pub fn ort_per_session(self) -> usize {
+        (self.ort / self.sessions).max(1)
     }
 
     /// The budget when inference runs on a GPU: the CPU threads go to decoding (one file per
@@ -68,7 +78,7 @@ impl ThreadBudget {
 }
 
 /// `FRAMEGPT_SESSIONS=N`: N sessions of `--threads`/N intra-op threads each (for
-/// `scripts/bench.sh`'s comparison of the two ways to spend the cores).
+/// `scripts/bench.sh`'s comparison of the ways to spend the cores).
 fn sessions_override() -> Option<usize> {
     std::env::var("FRAMEGPT_SESSIONS").ok()?.parse().ok()
 }
@@ -86,10 +96,13 @@ mod tests {
                 decode_jobs: 2,
                 requested_jobs: None,
                 ffmpeg_per_file: 1,
-                sessions: 1,
+                sessions: 2,
                 ort: 2
             }
         );
+        assert_eq!(ThreadBudget::new(2, None).ort_per_session(), 1);
+        assert_eq!(ThreadBudget::new(8, None).ort_per_session(), 4);
+        assert_eq!(ThreadBudget::new(1, None).sessions, 1);
         assert_eq!(ThreadBudget::new(1, None).decode_jobs, 1);
         assert_eq!(ThreadBudget::new(16, Some(4)).ffmpeg_per_file, 4);
         assert_eq!(ThreadBudget::new(3, Some(8)).ffmpeg_per_file, 1);

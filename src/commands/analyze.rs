@@ -212,7 +212,7 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let found = find_inputs(&settings)?;
     let options = SessionOptions {
         device: settings.device,
-        threads: settings.threads.ort,
+        threads: settings.threads.ort_per_session(),
     };
     let model = Model::load(&settings.model_path, options).map_err(UsageError::from)?;
     let mut config = settings.pipeline_config(model.contract())?;
@@ -346,7 +346,7 @@ fn analyze_inputs(
     let mut models = vec![model];
     let options = SessionOptions {
         device: settings.device,
-        threads: settings.threads.ort,
+        threads: settings.threads.ort_per_session(),
     };
     for _ in 1..settings.threads.sessions {
         models.push(Model::load(&settings.model_path, options)?);
