@@ -56,6 +56,14 @@ pub struct AnalyzeSettings {
 }
 
 impl AnalyzeSettings {
+    /// How each of the run's ONNX Runtime sessions is opened.
+    fn session_options(&self) -> SessionOptions {
+        SessionOptions {
+            device: self.device,
+            threads: self.threads.ort_per_session(),
+        }
+    }
+
     pub fn from_args(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<Self, UsageError> {
         let sample = sample_spec(args)?;
         if args.batch == 0 {
@@ -210,11 +218,8 @@ pub fn run(args: &AnalyzeArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let cancel = install_interrupt_handler();
     let mut settings = AnalyzeSettings::from_args(args, global)?;
     let found = find_inputs(&settings)?;
-    let options = SessionOptions {
-        device: settings.device,
-        threads: settings.threads.ort_per_session(),
-    };
-    let model = Model::load(&settings.model_path, options).map_err(UsageError::from)?;
+    let model =
+        Model::load(&settings.model_path, settings.session_options()).map_err(UsageError::from)?;
     let mut config = settings.pipeline_config(model.contract())?;
     let out_dir = settings.output_dir.clone();
     fs_err::create_dir_all(&out_dir).map_err(|e| UsageError(e.into()))?;
@@ -344,12 +349,11 @@ fn analyze_inputs(
         return Ok(RunReport::empty());
     }
     let mut models = vec![model];
-    let options = SessionOptions {
-        device: settings.device,
-        threads: settings.threads.ort_per_session(),
-    };
     for _ in 1..settings.threads.sessions {
-        models.push(Model::load(&settings.model_path, options)?);
+        models.push(Model::load(
+            &settings.model_path,
+            settings.session_options(),
+        )?);
     }
     settings.threads.init_rayon();
     let progress = Progress::new(settings.progress, to_run.iter().map(|f| f.size).sum());

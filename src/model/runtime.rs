@@ -212,28 +212,25 @@ pub fn preload_cuda_libraries() -> usize {
         }
         pending.retain(|p| p.exists());
         // Several passes: a library whose dependencies are not open yet fails with RTLD_NOW
-        // and is tried again once they are.
+        // and is tried again once they are; what still fails after a pass that opened
+        // nothing is left to the system's search path (its last error is logged).
         let mut opened = 0;
         loop {
             let before = pending.len();
-            pending.retain(|path| match open_global(path) {
-                Ok(()) => {
-                    opened += 1;
-                    false
+            let mut failed = Vec::new();
+            for path in pending {
+                match open_global(&path) {
+                    Ok(()) => opened += 1,
+                    Err(e) => failed.push((path, e)),
                 }
-                Err(e) => {
-                    tracing::trace!("not yet: {}: {e}", path.display());
-                    true
+            }
+            if failed.is_empty() || failed.len() == before {
+                for (path, e) in &failed {
+                    tracing::debug!("could not open {}: {e}", path.display());
                 }
-            });
-            if pending.is_empty() || pending.len() == before {
                 break;
             }
-        }
-        for path in &pending {
-            if let Err(e) = open_global(path) {
-                tracing::debug!("could not open {}: {e}", path.display());
-            }
+            pending = failed.into_iter().map(|(p, _)| p).collect();
         }
         tracing::debug!(dir = %dir.display(), opened, "CUDA libraries opened");
         opened
