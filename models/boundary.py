@@ -4,11 +4,13 @@ and export of the base model with a boundary head (model contract v2), in one sc
 
     PY=~/.cache/framegpt-train-venv/bin/python
     $PY models/boundary.py data      # synthetic training windows + per-source test videos
-    $PY models/boundary.py cv        # leave-one-source-out: a head per held-out group
-    $PY models/boundary.py export    # final head on every group -> models/framegpt-base.onnx
+    $PY models/boundary.py cv        # leave-source-out: heads per fold, then the rule's thresholds
+    $PY models/boundary.py final     # the heads on every group
+    $PY models/boundary.py export    # -> models/framegpt-base.onnx
 
-The backbone (models/train.py's FrameGPT, weights of the shipped v1 model) stays frozen; a
-small bidirectional Transformer over the T frames of a window reads, per frame, the
+The backbone (models/train.py's FrameGPT, weights of the shipped v1 model) stays frozen;
+three small bidirectional Transformers (seeds 0..2, probabilities averaged) over the T frames
+of a window read, per frame, the
 backbone's embedding, the per-patch prediction error, per-patch frame differences (1 and 2
 pictures back) and the per-patch colour thumbnail, and outputs two probabilities per frame:
 `cut` (a new shot starts here with a hard cut) and `gradual` (this frame is inside a dissolve
