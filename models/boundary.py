@@ -326,9 +326,9 @@ def features(x: torch.Tensor, nxt: torch.Tensor, emb: torch.Tensor) -> torch.Ten
 
 
 class BoundaryHead(nn.Module):
-    def __init__(self, d: int = 48, heads: int = 4, layers: int = 2):
+    def __init__(self, d: int = 48, heads: int = 4, layers: int = 2, n_feat: int = N_FEAT):
         super().__init__()
-        self.inp = nn.Sequential(nn.LayerNorm(N_FEAT), nn.Linear(N_FEAT, d))
+        self.inp = nn.Sequential(nn.LayerNorm(n_feat), nn.Linear(n_feat, d))
         self.pos = nn.Parameter(torch.randn(1, T, d) * 0.02)
         self.blocks = nn.ModuleList([TR.Block(d, heads) for _ in range(layers)])
         self.ln = nn.LayerNorm(d)
@@ -844,8 +844,9 @@ def cmd_cv(args) -> None:
 def load_heads(paths: list[Path]) -> list[BoundaryHead]:
     heads = []
     for path in paths:
-        h = BoundaryHead()
-        h.load_state_dict(torch.load(path))
+        state = torch.load(path)
+        h = BoundaryHead(n_feat=state["inp.1.weight"].shape[1])
+        h.load_state_dict(state)
         heads.append(h.eval())
     return heads
 
@@ -897,12 +898,44 @@ def cmd_final(args) -> None:
         torch.save(head.state_dict(), WORK / f"head_h{j}.pt")
 
 
+GOLDEN_VIDEOS = ("diver_00", "film-1906_00", "planetblupi_01", "screencast_00")
+GOLDEN_LOOSE = {"cut": 0.5, "grad": 0.6, "grad_min": 3, "min_shot": 6, "fade_grad": 0.5, "straight": 0.6}
+
+
+def cmd_golden(args) -> None:
+    """Fixture of the Rust test that the rule in src/shots.rs decides as `detect()` does:
+    the shipped heads' probabilities on a few test videos, the luma, the thumbnails projected
+    to 8 values (seeded; the rule only uses RMS distances between thumbnails, which a scaled
+    Gaussian projection keeps on average), all rounded, and `detect()`'s boundaries on exactly
+    those rounded inputs, for the shipped rule and a looser one that fires more dissolves."""
+    test = {Path(v["video"]).stem: v for v in json.loads((WORK / "test" / "index.json").read_text())["videos"]}
+    heads = load_heads([WORK / f"head_h{j}.pt" for j in range(args.heads)])
+    rules = {"shipped": json.loads((WORK / "cv.json").read_text())["rule"], "loose": {**DEFAULT_RULE, **GOLDEN_LOOSE}}
+    keys = ("cut", "grad", "grad_min", "min_shot", "fade_grad", "straight")
+    proj = np.random.default_rng(0).standard_normal((192, 8)) / np.sqrt(192)
+    out = {"made_by": "models/boundary.py golden", "rules": {k: ",".join(f"{q}={r[q]}" for q in keys)
+                                                             for k, r in rules.items()}, "videos": []}
+    for name in GOLDEN_VIDEOS:
+        fz = dict(np.load(WORK / "test" / f"{name}.feat.npz"))
+        p = probs_for(heads, fz).astype(np.float64)
+        pc, pg = np.round(p[:, 0], 4), np.round(p[:, 1], 4)
+        luma = np.round(fz["luma"].astype(np.float64), 4)
+        th = np.round(fz["th"].astype(np.float64) @ proj, 3)
+        exp = {k: [[i, kind] for i, kind in detect(pc, pg, th, luma, r)] for k, r in rules.items()}
+        out["videos"].append({"name": test[name]["video"], "cut": pc.tolist(), "gradual": pg.tolist(),
+                              "luma": luma.tolist(), "thumb": th.tolist(), "expected": exp})
+        print(name, len(pc), "pictures;", {k: {t: sum(1 for _, q in v if q == t) for t in ("cut", "dissolve", "fade")}
+                                           for k, v in exp.items()})
+    args.golden_out.write_text(json.dumps(out, separators=(",", ":")) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["data", "testvideos", "testfeat", "cv", "final", "export"])
+    ap.add_argument("command", choices=["data", "testvideos", "testfeat", "cv", "final", "export", "golden"])
     ap.add_argument("--backbone", type=Path, default=WORK / "backbone-v1.onnx",
                     help="v1 backbone (default: a copy of the shipped model's backbone)")
     ap.add_argument("--out", type=Path, default=HERE / "framegpt-base.onnx")
+    ap.add_argument("--golden-out", type=Path, default=HERE.parent / "tests" / "fixtures" / "boundary_rule_golden.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--windows", type=int, default=20400, help="training windows, split evenly over the groups")
     ap.add_argument("--videos-per-group", type=int, default=2)
@@ -916,7 +949,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     {"data": cmd_data, "testvideos": cmd_testvideos, "testfeat": cmd_testfeat, "cv": cmd_cv,
-     "final": cmd_final, "export": cmd_export}[args.command](args)
+     "final": cmd_final, "export": cmd_export, "golden": cmd_golden}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -705,6 +705,61 @@ mod tests {
             .collect()
     }
 
+    /// The rule here and `detect()` in models/boundary.py (which the leave-source-out
+    /// validation scores) decide alike: the same boundaries, of the same kinds, on the heads'
+    /// probabilities for real test videos (fixture: `models/boundary.py golden`).
+    #[test]
+    fn learned_rule_matches_the_python_replica() {
+        let golden: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/boundary_rule_golden.json"))
+                .unwrap();
+        let floats = |v: &serde_json::Value| -> Vec<f32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for (rule_name, rule) in golden["rules"].as_object().unwrap() {
+            let cfg = DetectorConfig::default()
+                .with_overrides(rule.as_str().unwrap())
+                .unwrap();
+            for video in golden["videos"].as_array().unwrap() {
+                let (cut, gradual, luma) = (
+                    floats(&video["cut"]),
+                    floats(&video["gradual"]),
+                    floats(&video["luma"]),
+                );
+                let signals: Vec<FrameSignal> = (0..cut.len())
+                    .map(|i| FrameSignal {
+                        surprise: (i > 0).then_some(0.02),
+                        thumb: floats(&video["thumb"][i]),
+                        luma: luma[i],
+                        learned: Some(BoundaryProbs {
+                            cut: cut[i],
+                            gradual: gradual[i],
+                        }),
+                    })
+                    .collect();
+                let got: Vec<(usize, &str)> = boundaries(&run_with(cfg.clone(), signals))
+                    .into_iter()
+                    .map(|(i, t)| (i, t.as_str()))
+                    .collect();
+                let want: Vec<(usize, &str)> = video["expected"][rule_name]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| (b[0].as_u64().unwrap() as usize, b[1].as_str().unwrap()))
+                    .collect();
+                assert_eq!(got, want, "{} with the {rule_name} rule", video["name"]);
+                seen.extend(want.iter().map(|b| b.1));
+            }
+        }
+        // the fixture exercises every kind
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+
     #[test]
     fn learned_cut_is_a_peak_of_the_cut_probability() {
         // 0.9 at 30 with a raised neighbour after it: one cut, at the peak
