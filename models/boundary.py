@@ -664,6 +664,11 @@ def detect(pc, pg, th, luma, cfg) -> list[tuple[int, str]]:
     return out
 
 
+def rule_string(rule: dict) -> str:
+    """The keys of a rule that `framegpt.boundary_rule` carries (src/shots.rs `with_overrides`)."""
+    return ",".join(f"{k}={rule[k]}" for k in ("cut", "grad", "grad_min", "min_shot", "fade_grad", "straight"))
+
+
 DEFAULT_RULE = {"lookahead": 6, "min_shot": 6, "black_luma": 0.06, "flash_return": 0.4,
                 "cut": 0.5, "grad": 0.5, "grad_min": 3, "fade_grad": 0.0,
                 "straight": 0.0}
@@ -895,7 +900,7 @@ def load_heads(paths: list[Path]) -> list[BoundaryHead]:
     heads = []
     for path in paths:
         state = torch.load(path)
-        h = BoundaryHead(n_feat=state["inp.1.weight"].shape[1])  # heads of before the blend features: 480
+        h = BoundaryHead(n_feat=state["inp.1.weight"].shape[1])  # 480 for heads without the blend features
         h.load_state_dict(state)
         heads.append(h.eval())
     return heads
@@ -922,8 +927,7 @@ def cmd_export(args) -> None:
     }
     meta["framegpt.contract"] = "2"
     meta["framegpt.boundary"] = "cut,gradual"
-    meta["framegpt.boundary_rule"] = ",".join(f"{k}={rule[k]}" for k in ("cut", "grad", "grad_min", "min_shot",
-                                                                           "fade_grad", "straight"))
+    meta["framegpt.boundary_rule"] = rule_string(rule)
     meta["framegpt.repeat_patch_mad"] = str(FT.DUP_PATCH_MAD)
     meta["framegpt.provenance"] = json.dumps(prov, sort_keys=True)
     TR.export_onnx(model, args.out, meta, output_names=("next_patches", "embeddings", "boundary"))
@@ -958,13 +962,11 @@ def cmd_golden(args) -> None:
     to 8 values (seeded; the rule only uses RMS distances between thumbnails, which a scaled
     Gaussian projection keeps on average), all rounded, and `detect()`'s boundaries on exactly
     those rounded inputs, for the shipped rule and a looser one that fires more dissolves."""
-    test = {Path(v["video"]).stem: v for v in json.loads((WORK / "test" / "index.json").read_text())["videos"]}
     heads = load_heads([WORK / f"head_h{j}.pt" for j in range(args.heads)])
     rules = {"shipped": json.loads((WORK / "cv.json").read_text())["rule"], "loose": {**DEFAULT_RULE, **GOLDEN_LOOSE}}
-    keys = ("cut", "grad", "grad_min", "min_shot", "fade_grad", "straight")
     proj = np.random.default_rng(0).standard_normal((192, 8)) / np.sqrt(192)
-    out = {"made_by": "models/boundary.py golden", "rules": {k: ",".join(f"{q}={r[q]}" for q in keys)
-                                                             for k, r in rules.items()}, "videos": []}
+    out = {"made_by": "models/boundary.py golden", "rules": {k: rule_string(r) for k, r in rules.items()},
+           "videos": []}
     for name in GOLDEN_VIDEOS:
         fz = dict(np.load(WORK / "test" / f"{name}.feat.npz"))
         p = probs_for(heads, fz).astype(np.float64)
@@ -972,7 +974,7 @@ def cmd_golden(args) -> None:
         luma = np.round(fz["luma"].astype(np.float64), 4)
         th = np.round(fz["th"].astype(np.float64) @ proj, 3)
         exp = {k: [[i, kind] for i, kind in detect(pc, pg, th, luma, r)] for k, r in rules.items()}
-        out["videos"].append({"name": test[name]["video"], "cut": pc.tolist(), "gradual": pg.tolist(),
+        out["videos"].append({"name": f"{name}.mp4", "cut": pc.tolist(), "gradual": pg.tolist(),
                               "luma": luma.tolist(), "thumb": th.tolist(), "expected": exp})
         print(name, len(pc), "pictures;", {k: {t: sum(1 for _, q in v if q == t) for t in ("cut", "dissolve", "fade")}
                                            for k, v in exp.items()})
