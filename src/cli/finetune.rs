@@ -83,6 +83,11 @@ pub struct FinetuneArgs {
     /// Feature cache folder [default: ~/.cache/framegpt/features].
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Hold the cached windows and the training inputs in memory up to this many MB;
+    /// beyond it they are read from the cache and from a scratch file in the cache folder
+    /// when used, so memory stays bounded however large the training set.
+    #[arg(long, default_value_t = 1024, value_name = "MB")]
+    pub memory_mb: usize,
     /// Files decoded at once.
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,

@@ -53,6 +53,8 @@ pub struct FinetuneSettings {
     pub temporal_lag: usize,
     pub allow_missing_classes: bool,
     pub cache_dir: PathBuf,
+    /// Budget of what is held in memory (cached windows, then a split's inputs).
+    pub memory_bytes: usize,
     pub threads: ThreadBudget,
     pub quiet: bool,
     pub verbose: bool,
@@ -102,6 +104,7 @@ impl FinetuneSettings {
             temporal_lag: args.temporal_lag,
             allow_missing_classes: args.allow_missing_classes,
             cache_dir: args.cache.clone().unwrap_or_else(default_cache_dir),
+            memory_bytes: args.memory_mb.saturating_mul(1 << 20),
             threads: ThreadBudget::new(global.total_threads(), args.jobs),
             quiet: global.quiet,
             verbose: global.verbose > 0,
@@ -312,6 +315,7 @@ fn check_export(
         cache_dir: None,
         ffmpeg_threads: settings.threads.ffmpeg_per_file,
         progress: false,
+        memory_bytes: usize::MAX,
     };
     let diff = self_check(
         &settings.output,
@@ -405,6 +409,7 @@ fn extract_features(
         cache_dir: Some(&settings.cache_dir),
         ffmpeg_threads: settings.threads.ffmpeg_per_file,
         progress: settings.progress,
+        memory_bytes: settings.memory_bytes,
     };
     let mut model;
     let mut extractor = match rust {
@@ -538,7 +543,12 @@ fn split_rows(
     let val = gather(dataset, &val_idx);
     let test = test_set.map(|t| gather(t, &(0..t.clips.len()).collect::<Vec<_>>()));
     let lag = settings.temporal_lag;
-    let inputs = |rows: &Rows| train::split_inputs(rows, &extracted.sources, lag, unfrozen);
+    let storage = train::Storage {
+        memory_bytes: settings.memory_bytes,
+        dir: settings.cache_dir.clone(),
+    };
+    let inputs =
+        |rows: &Rows| train::split_inputs(rows, &extracted.sources, lag, unfrozen, &storage);
     let inputs = SplitInputs {
         train: inputs(&train)?,
         val: inputs(&val)?,
@@ -898,13 +908,19 @@ fn self_check(
         y: vec![0; n],
         clip: vec![0; n],
     };
-    let split = train::split_inputs(&rows, sources, classifier.lag, unfrozen)?;
+    let storage = train::Storage {
+        memory_bytes: usize::MAX,
+        dir: std::env::temp_dir(),
+    };
+    let split = train::split_inputs(&rows, sources, classifier.lag, unfrozen, &storage)?;
     let rust = classifier.logits_array(&split)?;
+    let all: Vec<usize> = (0..exported.dims().0).collect();
+    let onnx = exported.windows(&all)?;
     let mut diff = 0.0f32;
     for f in 0..n {
         let (w, p) = (exported.window[f] as usize, exported.position[f] as usize);
         for (k, &v) in rust.row(f).iter().enumerate() {
-            diff = diff.max((exported.x[[w, p, k]] - v).abs());
+            diff = diff.max((onnx[[w, p, k]] - v).abs());
         }
     }
     anyhow::ensure!(

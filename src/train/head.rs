@@ -95,6 +95,14 @@ impl Head {
         Ok(h)
     }
 
+    /// Outputs of the last layer.
+    pub fn classes(&self) -> usize {
+        self.layers
+            .last()
+            .and_then(|(_, b)| b.as_tensor().dims1().ok())
+            .unwrap_or(0)
+    }
+
     pub fn vars(&self) -> Vec<Var> {
         self.layers
             .iter()

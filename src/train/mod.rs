@@ -14,12 +14,12 @@ pub mod features;
 pub mod head;
 pub mod metrics;
 pub mod optim;
+pub mod store;
 pub mod windows;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
 use ndarray::Array2;
 
 use data::Dataset;
@@ -78,69 +78,113 @@ pub fn gather(
     (rows, problems)
 }
 
+/// Where a split's inputs are kept: in memory up to `memory_bytes`, beyond it in a
+/// scratch file in `dir`.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub memory_bytes: usize,
+    pub dir: PathBuf,
+}
+
 /// The split's inputs from the sources' windows: with a frozen backbone one feature row per
 /// frame ([e_t] or [e_t, e_t − e_{t−lag}], both from the frame's own window, as the
-/// exported graph computes them); unfrozen, the windows themselves.
+/// exported graph computes them); unfrozen, the windows themselves. Windows are read one
+/// source at a time, so only the split's inputs (within `storage`'s budget) are held.
 pub fn split_inputs(
     rows: &Rows,
     sources: &BTreeMap<PathBuf, Result<SourceWindows, String>>,
     lag: usize,
     windows: bool,
-) -> candle_core::Result<Split> {
+    storage: &Storage,
+) -> anyhow::Result<Split> {
     let get = |p: &PathBuf| {
         sources[p]
             .as_ref()
             .expect("rows come from readable sources")
     };
-    if !windows {
-        let d = rows.source.first().map_or(0, |p| get(p).x.dim().2);
-        let f = if lag > 0 { 2 * d } else { d };
-        let mut x = Array2::<f32>::zeros((rows.y.len(), f));
-        for (i, mut out) in x.rows_mut().into_iter().enumerate() {
-            let w = get(&rows.source[i]);
-            let (wi, p) = (rows.window[i] as usize, rows.position[i] as usize);
-            let cur = w.x.slice(ndarray::s![wi, p, ..]);
-            out.slice_mut(ndarray::s![..d]).assign(&cur);
-            if lag > 0 {
-                let prev = w.x.slice(ndarray::s![wi, p.saturating_sub(lag), ..]);
-                out.slice_mut(ndarray::s![d..]).assign(&(&cur - &prev));
-            }
-        }
-        let n = x.nrows();
-        let data = x.into_raw_vec_and_offset().0;
-        return Ok(Split {
-            inputs: Inputs::Rows(Tensor::from_vec(data, (n, f), &Device::Cpu)?),
-            y: rows.y.clone(),
-        });
-    }
-    // Distinct (source, window) pairs, in order of first use.
+    let (t, d) = rows.source.first().map_or((1, 1), |p| (get(p).t, get(p).d));
+    // Distinct (source, window) pairs, in order of first use; the frames' local window.
     let mut index: BTreeMap<(&PathBuf, u32), u32> = BTreeMap::new();
     let mut order: Vec<(&PathBuf, u32)> = Vec::new();
-    let mut window = Vec::with_capacity(rows.y.len());
+    let mut local = Vec::with_capacity(rows.y.len());
     for (s, &w) in rows.source.iter().zip(&rows.window) {
         let next = order.len() as u32;
         let i = *index.entry((s, w)).or_insert_with(|| {
             order.push((s, w));
             next
         });
-        window.push(i);
+        local.push(i);
     }
-    let (t, d) = order
-        .first()
-        .map_or((1, 1), |(s, _)| (get(s).x.dim().1, get(s).x.dim().2));
-    let mut h: Vec<f32> = Vec::with_capacity(order.len() * t * d);
-    for (s, w) in &order {
-        h.extend(get(s).x.slice(ndarray::s![*w as usize, .., ..]).iter());
+    // The used windows, read in runs of one source (at most BLOCK windows at once).
+    let block_at = |k: usize| -> anyhow::Result<(usize, ndarray::Array3<f32>)> {
+        let src = order[k].0;
+        let mut e = k;
+        while e < order.len() && order[e].0 == src && e - k < BLOCK {
+            e += 1;
+        }
+        let idx: Vec<usize> = order[k..e].iter().map(|&(_, w)| w as usize).collect();
+        Ok((e, get(src).windows(&idx)?))
+    };
+    if windows {
+        let mut out = store::MatrixWriter::new(t * d, storage.memory_bytes, &storage.dir);
+        let mut k = 0;
+        while k < order.len() {
+            let (e, block) = block_at(k)?;
+            for win in block.outer_iter() {
+                out.push(
+                    win.as_standard_layout()
+                        .as_slice()
+                        .expect("standard layout"),
+                )?;
+            }
+            k = e;
+        }
+        return Ok(Split {
+            inputs: Inputs::Windows {
+                h: out.finish()?,
+                t,
+                d,
+                window: local,
+                position: rows.position.clone(),
+            },
+            y: rows.y.clone(),
+        });
+    }
+    // Frozen: one row per frame, in the frames' order (a frame's window is nearly always
+    // the one of the frame before or the next one used, so each block is read once).
+    let f = if lag > 0 { 2 * d } else { d };
+    let mut out = store::MatrixWriter::new(f, storage.memory_bytes, &storage.dir);
+    let mut row = vec![0f32; f];
+    let mut loaded: Option<(usize, usize, ndarray::Array3<f32>)> = None;
+    for (i, &w) in local.iter().enumerate() {
+        let w = w as usize;
+        if !matches!(&loaded, Some((k, e, _)) if (*k..*e).contains(&w)) {
+            let (e, block) = block_at(w)?;
+            loaded = Some((w, e, block));
+        }
+        let (k, _, block) = loaded.as_ref().expect("loaded above");
+        let win = block.index_axis(ndarray::Axis(0), w - k);
+        let p = rows.position[i] as usize;
+        let cur = win.row(p);
+        for (o, &c) in row[..d].iter_mut().zip(cur) {
+            *o = c;
+        }
+        if lag > 0 {
+            let prev = win.row(p.saturating_sub(lag));
+            for ((o, &c), &q) in row[d..].iter_mut().zip(cur).zip(prev) {
+                *o = c - q;
+            }
+        }
+        out.push(&row)?;
     }
     Ok(Split {
-        inputs: Inputs::Windows {
-            h: Tensor::from_vec(h, (order.len(), t, d), &Device::Cpu)?,
-            window,
-            position: rows.position.clone(),
-        },
+        inputs: Inputs::Rows(out.finish()?),
         y: rows.y.clone(),
     })
 }
+
+/// Windows read from a source at once when a split's inputs are built.
+const BLOCK: usize = 1024;
 
 /// Per-clip predictions: the argmax of the mean logits over each clip's frames.
 /// Returns (truth, predicted) per clip, in order of first appearance.

@@ -20,6 +20,7 @@ use super::backbone::{self, Backbone, Block};
 use super::head::{
     balanced_weights, predictions, weighted_cross_entropy, Head, HeadKind, Standardizer,
 };
+use super::store::Matrix;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainConfig {
@@ -49,11 +50,13 @@ pub struct EpochMetrics {
 pub enum Inputs {
     /// Frozen backbone: one feature row per frame ([e_t] or [e_t, e_t − e_{t−lag}], the
     /// latter from e_t's own window), [n, F].
-    Rows(Tensor),
-    /// Unfrozen: per window the input of the first trainable block [W, T, D], and per
+    Rows(Matrix),
+    /// Unfrozen: per window the input of the first trainable block [W, T·D], and per
     /// frame its window and position.
     Windows {
-        h: Tensor,
+        h: Matrix,
+        t: usize,
+        d: usize,
         window: Vec<u32>,
         position: Vec<u32>,
     },
@@ -116,40 +119,33 @@ impl<'a> Classifier<'a> {
         backbone.embeddings_from(h, &self.blocks, &mask)
     }
 
-    /// Raw (unstandardized) features of a split's frames `rows` (all when `None`).
-    fn raw_features(&self, split: &Split, rows: Option<&[usize]>) -> Result<Tensor> {
+    /// Raw (unstandardized) features of a split's frames `rows`.
+    fn raw_features(&self, split: &Split, rows: &[usize]) -> Result<Tensor> {
+        let read = |e: anyhow::Error| candle_core::Error::Msg(format!("{e:#}"));
         match &split.inputs {
-            Inputs::Rows(x) => match rows {
-                None => Ok(x.clone()),
-                Some(r) => {
-                    let idx: Vec<u32> = r.iter().map(|&i| i as u32).collect();
-                    x.index_select(&Tensor::from_vec(idx, r.len(), &Device::Cpu)?, 0)
-                }
-            },
+            Inputs::Rows(x) => {
+                let v = x.gather(rows).map_err(read)?;
+                Tensor::from_vec(v, (rows.len(), x.cols()), &Device::Cpu)
+            }
             Inputs::Windows {
                 h,
+                t,
+                d,
                 window,
                 position,
             } => {
-                let all: Vec<usize>;
-                let rows = match rows {
-                    Some(r) => r,
-                    None => {
-                        all = (0..window.len()).collect();
-                        &all
-                    }
-                };
                 // Only the windows these rows use, renumbered.
                 let mut local: BTreeMap<u32, u32> = BTreeMap::new();
                 for &r in rows {
                     let n = local.len() as u32;
                     local.entry(window[r]).or_insert(n);
                 }
-                let mut order = vec![0u32; local.len()];
+                let mut order = vec![0usize; local.len()];
                 for (&w, &l) in &local {
-                    order[l as usize] = w;
+                    order[l as usize] = w as usize;
                 }
-                let hb = h.index_select(&Tensor::from_vec(order, local.len(), &Device::Cpu)?, 0)?;
+                let v = h.gather(&order).map_err(read)?;
+                let hb = Tensor::from_vec(v, (order.len(), *t, *d), &Device::Cpu)?;
                 let emb = self.embeddings(&hb)?;
                 let wl: Vec<u32> = rows.iter().map(|&r| local[&window[r]]).collect();
                 let pl: Vec<u32> = rows.iter().map(|&r| position[r]).collect();
@@ -158,14 +154,30 @@ impl<'a> Classifier<'a> {
         }
     }
 
-    /// Logits [n, K] of a split's frames.
-    pub fn logits(&self, split: &Split, rows: Option<&[usize]>) -> Result<Tensor> {
+    /// Logits [n, K] of a split's frames `rows`.
+    pub fn logits(&self, split: &Split, rows: &[usize]) -> Result<Tensor> {
         let x = self.raw_features(split, rows)?;
         self.head.forward(&self.standardizer.apply(&x)?)
     }
 
+    /// Logits [n, K] of all of a split's frames, computed in chunks (no gradient kept).
+    pub fn logits_all(&self, split: &Split) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        for rows in chunks(split.len()) {
+            parts.push(self.logits(split, &rows)?.detach());
+        }
+        if parts.is_empty() {
+            return Tensor::zeros(
+                (0, self.head.classes()),
+                candle_core::DType::F32,
+                &Device::Cpu,
+            );
+        }
+        Tensor::cat(&parts, 0)
+    }
+
     pub fn logits_array(&self, split: &Split) -> Result<Array2<f32>> {
-        let l = self.logits(split, None)?;
+        let l = self.logits_all(split)?;
         let (n, k) = l.dims2()?;
         Ok(Array2::from_shape_vec((n, k), l.flatten_all()?.to_vec1::<f32>()?).expect("[n, K]"))
     }
@@ -223,12 +235,64 @@ pub fn classifier<'a>(
         block_vars,
         t,
     };
-    let x = c.raw_features(train, None)?.detach();
-    let (n, f) = x.dims2()?;
-    let x = Array2::from_shape_vec((n, f), x.flatten_all()?.to_vec1::<f32>()?).expect("[n, F]");
-    c.standardizer = Standardizer::fit(x.view());
+    let mut fit = StandardizerFit::default();
+    for rows in chunks(train.len()) {
+        let x = c.raw_features(train, &rows)?.detach();
+        let (n, f) = x.dims2()?;
+        fit.add(
+            Array2::from_shape_vec((n, f), x.flatten_all()?.to_vec1::<f32>()?)
+                .expect("[n, F]")
+                .view(),
+        );
+    }
+    c.standardizer = fit.finish();
+    let f = c.standardizer.mean.len();
     c.head = Head::init(config.head, f, classes, rng)?;
     Ok(c)
+}
+
+/// Rows per chunk where a whole split is read (standardization, evaluation).
+const CHUNK_ROWS: usize = 4096;
+
+fn chunks(n: usize) -> Vec<Vec<usize>> {
+    (0..n)
+        .step_by(CHUNK_ROWS)
+        .map(|a| (a..(a + CHUNK_ROWS).min(n)).collect())
+        .collect()
+}
+
+/// Per-feature mean and standard deviation over chunks of rows (f64 sums).
+#[derive(Default)]
+struct StandardizerFit {
+    n: usize,
+    sum: ndarray::Array1<f64>,
+    sum_sq: ndarray::Array1<f64>,
+}
+
+impl StandardizerFit {
+    fn add(&mut self, x: ndarray::ArrayView2<'_, f32>) {
+        if self.n == 0 {
+            self.sum = ndarray::Array1::zeros(x.ncols());
+            self.sum_sq = ndarray::Array1::zeros(x.ncols());
+        }
+        for row in x.rows() {
+            for ((s, q), &v) in self.sum.iter_mut().zip(self.sum_sq.iter_mut()).zip(row) {
+                let v = f64::from(v);
+                *s += v;
+                *q += v * v;
+            }
+        }
+        self.n += x.nrows();
+    }
+
+    fn finish(self) -> Standardizer {
+        let n = self.n.max(1) as f64;
+        let mean = &self.sum / n;
+        let std = (&self.sum_sq / n - &mean * &mean)
+            .mapv(|v| v.max(0.0).sqrt())
+            .mapv(|s| if s > 1e-6 { s } else { 1.0 });
+        Standardizer { mean, std }
+    }
 }
 
 pub struct Trained<'a> {
@@ -241,7 +305,7 @@ pub struct Trained<'a> {
 
 /// Mean loss and accuracy of the classifier on a split.
 pub fn evaluate(c: &Classifier<'_>, split: &Split, class_weight: &[f64]) -> Result<(f64, f64)> {
-    let logits = c.logits(split, None)?;
+    let logits = c.logits_all(split)?;
     let loss = weighted_cross_entropy(&logits, &split.y, class_weight)?.to_scalar::<f32>()?;
     let (n, k) = logits.dims2()?;
     let l =
@@ -333,7 +397,7 @@ pub fn train<'a>(
         let mut loss_sum = 0.0;
         let mut n = 0;
         for rows in batches(train, config.batch_size, &mut rng) {
-            let logits = c.logits(train, Some(&rows))?;
+            let logits = c.logits(train, &rows)?;
             let yb: Vec<usize> = rows.iter().map(|&i| train.y[i]).collect();
             let loss = weighted_cross_entropy(&logits, &yb, &class_weight)?;
             let grads = loss.backward()?;
@@ -403,7 +467,7 @@ mod tests {
             })
             .collect();
         Split {
-            inputs: Inputs::Rows(Tensor::from_vec(x, (n, 6), &Device::Cpu).unwrap()),
+            inputs: Inputs::Rows(Matrix::in_memory(n, 6, x)),
             y,
         }
     }

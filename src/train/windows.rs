@@ -14,6 +14,11 @@
 //! `<cache>/<key>.safetensors`, written atomically. The key hashes the file's content (not
 //! size + mtime + path): one read of each file, far cheaper than decoding it, and the
 //! cache stays valid across copies, renames and `touch`.
+//!
+//! Memory: the windows of a source stay in memory only while the sources held so far fit
+//! the job's budget (`--memory-mb`); the others are read from their cache file when a
+//! split's inputs are built ([`Matrix`]), so a training set of hours of footage is not
+//! held whole.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,6 +27,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use ndarray::{Array3, Array4};
+
+use super::store::Matrix;
 use rayon::prelude::*;
 
 use super::backbone::{self, Backbone};
@@ -41,15 +48,17 @@ const CACHE_VERSION: &str = "framegpt-windows-v2";
 const BATCH_WINDOWS: usize = 8;
 
 /// The windows of one source file and where each sampled frame is owned.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SourceWindows {
     /// Per sampled frame, in presentation order.
     pub times_s: Vec<f64>,
     /// Per sampled frame: the window that owns it and its position there.
     pub window: Vec<u32>,
     pub position: Vec<u32>,
-    /// [windows, T, D].
-    pub x: Array3<f32>,
+    /// [windows, T·D]: per window the T positions' D values.
+    pub x: Matrix,
+    pub t: usize,
+    pub d: usize,
     /// Set when decoding stopped early (the frames before it are kept).
     pub warning: Option<String>,
 }
@@ -63,9 +72,22 @@ impl SourceWindows {
             times_s: f.times_s,
             window: (0..n as u32).collect(),
             position: vec![0; n],
-            x: f.x.into_shape_with_order((n, 1, d)).expect("same size"),
+            x: Matrix::in_memory(n, d, f.x.into_raw_vec_and_offset().0),
+            t: 1,
+            d,
             warning: None,
         }
+    }
+
+    /// Windows, T, D.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        (self.x.rows(), self.t, self.d)
+    }
+
+    /// The windows `idx` [idx.len(), T, D], in that order.
+    pub fn windows(&self, idx: &[usize]) -> Result<Array3<f32>> {
+        let v = self.x.gather(idx)?;
+        Ok(Array3::from_shape_vec((idx.len(), self.t, self.d), v).expect("[n, T, D]"))
     }
 
     pub fn frames(&self) -> usize {
@@ -126,6 +148,8 @@ pub struct WindowJob<'a> {
     pub cache_dir: Option<&'a Path>,
     pub ffmpeg_threads: usize,
     pub progress: bool,
+    /// Windows of more sources than fit this many bytes are left in their cache files.
+    pub memory_bytes: usize,
 }
 
 /// What extraction did.
@@ -180,6 +204,7 @@ pub fn extract(
         fs_err::create_dir_all(dir)
             .with_context(|| format!("failed to create the feature cache `{}`", dir.display()))?;
     }
+    let mut held = 0usize;
     for (path, sha) in hashed {
         bar.inc(1);
         let sha = match sha {
@@ -193,8 +218,9 @@ pub fn extract(
             .cache_dir
             .map(|d| d.join(format!("{}.safetensors", cache_key(&sha, job, &what))));
         if let Some(c) = cached.as_ref().filter(|c| c.is_file()) {
-            match read_cached(c) {
+            match read_cached(c, job.memory_bytes.saturating_sub(held)) {
                 Ok(w) => {
+                    held += w.x.resident_bytes();
                     out.cache_hits += 1;
                     out.sources.insert(path, Ok(w));
                     continue;
@@ -206,14 +232,22 @@ pub fn extract(
             !cancel.load(std::sync::atomic::Ordering::Relaxed),
             "interrupted"
         );
-        let result = windows_of_file(&path, extractor, job, cancel)?;
+        let mut result = windows_of_file(&path, extractor, job, cancel)?;
         if result.is_ok() {
             out.decoded += 1;
         }
-        if let (Some(c), Ok(w)) = (&cached, &result) {
+        if let (Some(c), Ok(w)) = (&cached, &mut result) {
             if w.warning.is_none() {
                 write_cached(c, w).with_context(|| format!("failed to write `{}`", c.display()))?;
+                if held + w.x.resident_bytes() > job.memory_bytes {
+                    // Over the budget: from now on read from the file just written.
+                    *w = read_cached(c, 0)
+                        .with_context(|| format!("failed to read back `{}`", c.display()))?;
+                }
             }
+        }
+        if let Ok(w) = &result {
+            held += w.x.resident_bytes();
         }
         out.sources.insert(path, result);
     }
@@ -301,7 +335,9 @@ pub fn windows_of_file(
         times_s: acc.times_s,
         window: acc.window,
         position: acc.position,
-        x: Array3::from_shape_vec((w, t, d), acc.x).expect("[W, T, D]"),
+        x: Matrix::in_memory(w, t * d, acc.x),
+        t,
+        d,
         warning,
     }))
 }
@@ -332,8 +368,11 @@ impl Accumulator {
 
 fn write_cached(path: &Path, w: &SourceWindows) -> Result<()> {
     let dev = Device::Cpu;
-    let (nw, t, d) = w.x.dim();
-    let x = Tensor::from_slice(w.x.as_slice().expect("standard layout"), (nw, t, d), &dev)?;
+    let (nw, t, d) = w.dims();
+    let values =
+        w.x.as_slice()
+            .context("only windows in memory are written to the cache")?;
+    let x = Tensor::from_slice(values, (nw, t, d), &dev)?;
     let tensors = HashMap::from([
         ("x".to_string(), x),
         (
@@ -355,18 +394,65 @@ fn write_cached(path: &Path, w: &SourceWindows) -> Result<()> {
     Ok(())
 }
 
-fn read_cached(path: &Path) -> Result<SourceWindows> {
-    let mut t = candle_core::safetensors::load(path, &Device::Cpu)?;
-    let mut take = |name: &str| {
-        t.remove(name)
-            .with_context(|| format!("no tensor `{name}`"))
+/// One tensor's place in a safetensors file.
+#[derive(serde::Deserialize)]
+struct TensorInfo {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (u64, u64),
+}
+
+/// Reads a cache entry; its windows into memory when they take at most `memory_bytes`,
+/// else they stay in the file and are read when used.
+fn read_cached(path: &Path, memory_bytes: usize) -> Result<SourceWindows> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n)?;
+    let n = u64::from_le_bytes(n);
+    anyhow::ensure!(n <= len.saturating_sub(8), "header length {n} past the end");
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header)?;
+    let mut infos: HashMap<String, serde_json::Value> = serde_json::from_slice(&header)?;
+    infos.remove("__metadata__");
+    let base = 8 + n;
+    let info = |name: &str, dtype: &str, size: usize| -> Result<(u64, Vec<usize>)> {
+        let v = infos
+            .get(name)
+            .with_context(|| format!("no tensor `{name}`"))?;
+        let i: TensorInfo = serde_json::from_value(v.clone())?;
+        let (a, b) = i.data_offsets;
+        let count: usize = i.shape.iter().product();
+        anyhow::ensure!(
+            i.dtype == dtype && b >= a && b - a == (count * size) as u64 && base + b <= len,
+            "tensor `{name}`: unexpected {} {:?} at {a}..{b}",
+            i.dtype,
+            i.shape
+        );
+        Ok((base + a, i.shape))
     };
-    let x = take("x")?;
-    let (nw, tt, d) = x.dims3()?;
-    let x = Array3::from_shape_vec((nw, tt, d), x.flatten_all()?.to_vec1::<f32>()?)?;
-    let times_s = take("times_s")?.to_vec1::<f64>()?;
-    let window = take("window")?.to_vec1::<u32>()?;
-    let position = take("position")?.to_vec1::<u32>()?;
+    let small = |name: &str, dtype: &str, size: usize| -> Result<Vec<u8>> {
+        let (at, shape) = info(name, dtype, size)?;
+        let mut buf = vec![0u8; shape.iter().product::<usize>() * size];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, at)?;
+        Ok(buf)
+    };
+    let times_s: Vec<f64> = small("times_s", "F64", 8)?
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect();
+    let u32s = |b: Vec<u8>| -> Vec<u32> {
+        b.chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect()
+    };
+    let window = u32s(small("window", "U32", 4)?);
+    let position = u32s(small("position", "U32", 4)?);
+    let (at, shape) = info("x", "F32", 4)?;
+    let [nw, tt, d] = shape[..] else {
+        anyhow::bail!("tensor `x` has shape {shape:?}, not [windows, T, D]");
+    };
     anyhow::ensure!(
         window.len() == times_s.len() && position.len() == times_s.len(),
         "inconsistent lengths"
@@ -375,11 +461,20 @@ fn read_cached(path: &Path) -> Result<SourceWindows> {
         window.iter().all(|&w| (w as usize) < nw) && position.iter().all(|&p| (p as usize) < tt),
         "frame index out of range"
     );
+    let on_disk = Matrix::in_file(path, at, nw, tt * d);
+    let x = if nw * tt * d * 4 <= memory_bytes {
+        let all: Vec<usize> = (0..nw).collect();
+        Matrix::in_memory(nw, tt * d, on_disk.gather(&all)?)
+    } else {
+        on_disk
+    };
     Ok(SourceWindows {
         times_s,
         window,
         position,
         x,
+        t: tt,
+        d,
         warning: None,
     })
 }
@@ -415,7 +510,9 @@ mod tests {
             times_s: (0..n).map(|i| i as f64 * 0.5).collect(),
             window: vec![0; n],
             position: (0..n as u32).collect(),
-            x: Array3::zeros((1, n.max(1), 1)),
+            x: Matrix::in_memory(1, n.max(1), vec![0.0; n.max(1)]),
+            t: n.max(1),
+            d: 1,
             warning: None,
         }
     }
@@ -451,14 +548,28 @@ mod tests {
             times_s: vec![0.0, 0.04, 0.08],
             window: vec![0, 0, 1],
             position: vec![0, 1, 1],
-            x: Array3::from_shape_fn((2, 2, 3), |(a, b, c)| (a * 6 + b * 3 + c) as f32),
+            x: Matrix::in_memory(2, 6, (0..12).map(|v| v as f32).collect()),
+            t: 2,
+            d: 3,
             warning: None,
         };
         write_cached(&p, &w).unwrap();
-        let r = read_cached(&p).unwrap();
-        assert_eq!(
-            (r.times_s, r.window, r.position, r.x),
-            (w.times_s, w.window, w.position, w.x)
-        );
+        let all = w.windows(&[0, 1]).unwrap();
+        // In memory (budget large enough) and left in the file (budget 0): the same.
+        for budget in [usize::MAX, 0] {
+            let r = read_cached(&p, budget).unwrap();
+            assert_eq!(r.x.resident_bytes(), if budget == 0 { 0 } else { 48 });
+            assert_eq!(r.dims(), (2, 2, 3));
+            assert_eq!(r.windows(&[0, 1]).unwrap(), all);
+            assert_eq!(r.windows(&[1]).unwrap()[[0, 1, 2]], 11.0);
+            assert_eq!(
+                (&r.times_s, &r.window, &r.position),
+                (&w.times_s, &w.window, &w.position)
+            );
+        }
+        // A truncated entry is an error, not garbage.
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 4]).unwrap();
+        assert!(read_cached(&p, 0).is_err());
     }
 }

@@ -282,6 +282,38 @@ fn exported_logits_equal_the_trained_models_frozen_and_unfrozen() {
         let prov: serde_json::Value = serde_json::from_str(&md["framegpt.provenance"]).unwrap();
         let listed = prov["finetune"]["trained_initializers"].as_array().unwrap();
         assert_eq!(listed.is_empty(), name == "lag", "{prov}");
+        // Nothing held in memory (--memory-mb 0: windows read back from a fresh cache,
+        // the split's inputs from a scratch file): the same training, the same weights.
+        let bounded = tmp.path().join(format!("{name}-bounded.onnx"));
+        let cache0 = tmp.path().join(format!("c-{name}"));
+        let r = finetune(
+            &data,
+            &bounded,
+            &cache0,
+            &[
+                &["--model", base.to_str().unwrap(), "--memory-mb", "0"],
+                extra,
+            ]
+            .concat(),
+        );
+        assert_eq!(r.code, 0, "{name} bounded: {}", r.stderr);
+        let metrics = |m: &Path| {
+            let mut s = m.as_os_str().to_os_string();
+            s.push(".report/metrics.csv");
+            fs_err::read_to_string(s).unwrap()
+        };
+        assert_eq!(metrics(&bounded), metrics(&model), "{name}");
+        let weights =
+            onnx_graph::read_float_initializers(&fs_err::read(&bounded).unwrap()).unwrap();
+        assert!(
+            weights == after,
+            "{name}: --memory-mb 0 trained other weights"
+        );
+        // No scratch file is left in the cache folder.
+        for e in fs_err::read_dir(&cache0).unwrap() {
+            let p = e.unwrap().path();
+            assert_eq!(p.extension().unwrap(), "safetensors", "{}", p.display());
+        }
     }
     // A constant-folded model (weights without their names) cannot be unfrozen.
     let r = finetune(
