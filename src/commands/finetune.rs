@@ -543,16 +543,28 @@ fn split_rows(
     let val = gather(dataset, &val_idx);
     let test = test_set.map(|t| gather(t, &(0..t.clips.len()).collect::<Vec<_>>()));
     let lag = settings.temporal_lag;
-    let storage = train::Storage {
-        memory_bytes: settings.memory_bytes,
-        dir: settings.cache_dir.clone(),
+    // One budget for all that is held: the windows kept in memory, then each split's
+    // inputs in turn.
+    let held: usize = extracted
+        .sources
+        .values()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|w| w.x.resident_bytes())
+        .sum();
+    let mut left = settings.memory_bytes.saturating_sub(held);
+    let mut inputs = |rows: &Rows| -> Result<Split> {
+        let storage = train::Storage {
+            memory_bytes: left,
+            dir: settings.cache_dir.clone(),
+        };
+        let split = train::split_inputs(rows, &extracted.sources, lag, unfrozen, &storage)?;
+        left = left.saturating_sub(split.resident_bytes());
+        Ok(split)
     };
-    let inputs =
-        |rows: &Rows| train::split_inputs(rows, &extracted.sources, lag, unfrozen, &storage);
     let inputs = SplitInputs {
         train: inputs(&train)?,
         val: inputs(&val)?,
-        test: test.as_ref().map(inputs).transpose()?,
+        test: test.as_ref().map(&mut inputs).transpose()?,
     };
     Ok(SplitRows {
         train_clips: train_idx.len(),

@@ -75,6 +75,14 @@ impl Split {
     pub fn is_empty(&self) -> bool {
         self.y.is_empty()
     }
+
+    /// Bytes of its inputs held in memory.
+    pub fn resident_bytes(&self) -> usize {
+        match &self.inputs {
+            Inputs::Rows(x) => x.resident_bytes(),
+            Inputs::Windows { h, .. } => h.resident_bytes(),
+        }
+    }
 }
 
 /// The trainable model: the head on standardized features, and the unfrozen blocks.
