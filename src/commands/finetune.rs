@@ -326,7 +326,7 @@ fn check_export(
         &job,
         settings.threads,
     )?;
-    Ok((source, diff))
+    Ok((source.to_path_buf(), diff))
 }
 
 /// The Rust (candle) backbone of the model, for `--unfreeze N`.
@@ -914,7 +914,7 @@ fn self_check(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let n = cached.frames().min(exported.frames());
     let rows = Rows {
-        source: vec![source.to_path_buf(); n],
+        source: vec![std::sync::Arc::new(source.to_path_buf()); n],
         window: cached.window[..n].to_vec(),
         position: cached.position[..n].to_vec(),
         y: vec![0; n],

@@ -19,6 +19,7 @@ pub mod windows;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ndarray::Array2;
 
@@ -30,7 +31,8 @@ use windows::{clip_frames, Extracted, SourceWindows};
 #[derive(Debug, Clone, Default)]
 pub struct Rows {
     /// Per frame: source path, window, position in the window.
-    pub source: Vec<PathBuf>,
+    /// (Shared per clip: one pointer per frame, not one path.)
+    pub source: Vec<Arc<PathBuf>>,
     pub window: Vec<u32>,
     pub position: Vec<u32>,
     pub y: Vec<usize>,
@@ -63,8 +65,9 @@ pub fn gather(
                     ));
                     continue;
                 }
+                let path = Arc::new(c.path.clone());
                 for f in frames {
-                    rows.source.push(c.path.clone());
+                    rows.source.push(path.clone());
                     rows.window.push(w.window[f]);
                     rows.position.push(w.position[f]);
                     rows.y.push(c.label);
