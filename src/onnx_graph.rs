@@ -357,6 +357,194 @@ pub fn replace_initializers(
     Ok(out)
 }
 
+/// A node's tensor names (other fields are skipped when decoding).
+#[derive(Clone, PartialEq, prost::Message)]
+struct NodeNames {
+    #[prost(string, repeated, tag = "1")]
+    input: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    output: Vec<String>,
+}
+
+const NODE_INPUT: u32 = 1;
+const NODE_OUTPUT: u32 = 2;
+const NODE_NAME: u32 = 3;
+const TENSOR_NAME: u32 = 8;
+
+/// Suffix of the tensors and initializers of the branch that keeps the base weights.
+pub const BASE_SUFFIX: &str = "/framegpt_base";
+
+/// What `keep_outputs_on_base` changes: per node (in graph order) whether it is copied
+/// (needed by a kept output and by another one) or renamed in place (needed by the kept
+/// outputs only), and the trained initializers the branch needs copies of.
+struct BaseBranch {
+    copy: Vec<bool>,
+    rename: Vec<bool>,
+    renamed: std::collections::HashSet<String>,
+}
+
+fn base_branch(
+    nodes: &[NodeNames],
+    outputs: &[String],
+    trained: &std::collections::BTreeSet<String>,
+    keep: &[&str],
+) -> BaseBranch {
+    use std::collections::{HashMap, HashSet};
+    // Forward: nodes whose result depends on a trained initializer.
+    let mut tainted: HashSet<&str> = trained.iter().map(String::as_str).collect();
+    let mut node_tainted = vec![false; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        if n.input.iter().any(|t| tainted.contains(t.as_str())) {
+            node_tainted[i] = true;
+            tainted.extend(n.output.iter().map(String::as_str));
+        }
+    }
+    // Backward: the nodes each set of outputs needs.
+    let producer: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let needed = |targets: Vec<&str>| -> Vec<bool> {
+        let mut need = vec![false; nodes.len()];
+        let mut stack = targets;
+        while let Some(t) = stack.pop() {
+            if let Some(&i) = producer.get(t) {
+                if !need[i] {
+                    need[i] = true;
+                    stack.extend(nodes[i].input.iter().map(String::as_str));
+                }
+            }
+        }
+        need
+    };
+    let kept = needed(keep.to_vec());
+    let rest = needed(
+        outputs
+            .iter()
+            .map(String::as_str)
+            .filter(|o| !keep.contains(o))
+            .collect(),
+    );
+    let copy: Vec<bool> = (0..nodes.len())
+        .map(|i| node_tainted[i] && kept[i] && rest[i])
+        .collect();
+    let rename: Vec<bool> = (0..nodes.len())
+        .map(|i| node_tainted[i] && kept[i] && !rest[i])
+        .collect();
+    let mut renamed: HashSet<String> = HashSet::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if copy[i] {
+            renamed.extend(n.output.iter().cloned());
+        }
+        if copy[i] || rename[i] {
+            renamed.extend(n.input.iter().filter(|t| trained.contains(*t)).cloned());
+        }
+    }
+    BaseBranch {
+        copy,
+        rename,
+        renamed,
+    }
+}
+
+/// A message with its string fields `numbers` mapped by `f` (other fields kept as bytes).
+fn map_strings(
+    payload: &[u8],
+    numbers: &[u32],
+    f: impl Fn(u32, &str) -> String,
+) -> Result<Vec<u8>, OnnxEditError> {
+    let mut out = Vec::with_capacity(payload.len() + 64);
+    for field in split_fields(payload)? {
+        match field.payload {
+            Some(p) if numbers.contains(&field.number) => {
+                let s = std::str::from_utf8(p)
+                    .map_err(|e| OnnxEditError::Malformed(format!("a name is not UTF-8: {e}")))?;
+                put_len_field(&mut out, field.number, f(field.number, s).as_bytes());
+            }
+            _ => out.extend_from_slice(field.bytes),
+        }
+    }
+    Ok(out)
+}
+
+/// Returns `model` where the outputs `keep` are computed with the current values of the
+/// initializers `trained`, whatever values those initializers get later: every node that
+/// a kept output needs and that depends on a trained initializer is either copied (when
+/// another output needs it too) onto copies of those initializers (`name` + [`BASE_SUFFIX`])
+/// or, when only the kept outputs need it, rewired to them. Then [`replace_initializers`]
+/// changes what the other outputs see and nothing the kept ones do (finetune with
+/// `--unfreeze`: `boundary` and `next_patches` stay the base model's). Every other byte is
+/// kept; copies follow their originals, so the graph stays topologically sorted.
+pub fn keep_outputs_on_base(
+    model: &[u8],
+    trained: &std::collections::BTreeSet<String>,
+    keep: &[&str],
+) -> Result<Vec<u8>, OnnxEditError> {
+    let graph = graph_payload(model)?;
+    let fields = split_fields(graph)?;
+    let nodes: Vec<NodeNames> = fields
+        .iter()
+        .filter(|f| f.number == GRAPH_NODE)
+        .map(|f| {
+            NodeNames::decode(f.payload.unwrap_or_default())
+                .map_err(|e| OnnxEditError::Malformed(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let branch = base_branch(&nodes, &graph_outputs(model)?, trained, keep);
+    let base_name = |t: &str| {
+        if branch.renamed.contains(t) {
+            format!("{t}{BASE_SUFFIX}")
+        } else {
+            t.to_string()
+        }
+    };
+    let mut new_graph = Vec::with_capacity(graph.len() + graph.len() / 8);
+    let mut i = 0;
+    for g in &fields {
+        let payload = g.payload.unwrap_or_default();
+        if g.number == GRAPH_NODE {
+            if branch.rename[i] {
+                let node = map_strings(payload, &[NODE_INPUT], |_, t| base_name(t))?;
+                put_len_field(&mut new_graph, GRAPH_NODE, &node);
+            } else {
+                new_graph.extend_from_slice(g.bytes);
+            }
+            if branch.copy[i] {
+                let node = map_strings(payload, &[NODE_INPUT, NODE_OUTPUT, NODE_NAME], |n, t| {
+                    if n == NODE_INPUT {
+                        base_name(t)
+                    } else {
+                        format!("{t}{BASE_SUFFIX}")
+                    }
+                })?;
+                put_len_field(&mut new_graph, GRAPH_NODE, &node);
+            }
+            i += 1;
+            continue;
+        }
+        new_graph.extend_from_slice(g.bytes);
+        if g.number == GRAPH_INITIALIZER {
+            let t = TensorProto::decode(payload)
+                .map_err(|e| OnnxEditError::Malformed(e.to_string()))?;
+            if trained.contains(&t.name) && branch.renamed.contains(&t.name) {
+                let copy =
+                    map_strings(payload, &[TENSOR_NAME], |_, n| format!("{n}{BASE_SUFFIX}"))?;
+                put_len_field(&mut new_graph, GRAPH_INITIALIZER, &copy);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(model.len() + new_graph.len() - graph.len());
+    for f in split_fields(model)? {
+        if f.number == MODEL_GRAPH {
+            put_len_field(&mut out, MODEL_GRAPH, &new_graph);
+        } else {
+            out.extend_from_slice(f.bytes);
+        }
+    }
+    Ok(out)
+}
+
 /// Returns `model` with `metadata` set (replacing entries with the same keys); every other
 /// byte is kept (`framegpt adapt`: same graph, new weights, new provenance).
 pub fn set_metadata(

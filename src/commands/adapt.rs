@@ -232,7 +232,11 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
     ));
     let weights = adapter.weights()?;
     let provenance = provenance(&settings, &source, &split, &fit, before, &weights)?;
-    let bytes = onnx_graph::replace_initializers(&source.bytes, &weights)
+    // Shot boundaries stay those of the model adapt started from (its boundary heads were
+    // validated on the embeddings of those weights); surprise is what adapt changes.
+    let trained: std::collections::BTreeSet<String> = weights.keys().cloned().collect();
+    let bytes = onnx_graph::keep_outputs_on_base(&source.bytes, &trained, &["boundary"])
+        .and_then(|b| onnx_graph::replace_initializers(&b, &weights))
         .and_then(|b| {
             onnx_graph::set_metadata(
                 &b,

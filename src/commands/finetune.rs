@@ -862,13 +862,18 @@ fn export(
     let base: &[u8] = if block_weights.is_empty() {
         &backbone.bytes
     } else {
-        trained_backbone = onnx_graph::replace_initializers(&backbone.bytes, block_weights)
-            .with_context(|| {
-                format!(
-                    "failed to write the trained blocks into `{}`",
-                    backbone.path.display()
-                )
-            })?;
+        // The trained blocks feed the head only: shot boundaries and next-frame
+        // predictions (surprise) keep the base weights they were validated with.
+        let trained: std::collections::BTreeSet<String> = block_weights.keys().cloned().collect();
+        trained_backbone =
+            onnx_graph::keep_outputs_on_base(&backbone.bytes, &trained, KEPT_ON_BASE)
+                .and_then(|b| onnx_graph::replace_initializers(&b, block_weights))
+                .with_context(|| {
+                    format!(
+                        "failed to write the trained blocks into `{}`",
+                        backbone.path.display()
+                    )
+                })?;
         &trained_backbone
     };
     let bytes = onnx_graph::attach_head(base, &head, &metadata)
@@ -876,6 +881,9 @@ fn export(
     write::write_atomic(output, &bytes)
         .with_context(|| format!("failed to write `{}`", output.display()))
 }
+
+/// Outputs of the backbone that `--unfreeze` leaves as they were.
+const KEPT_ON_BASE: &[&str] = &["boundary", "next_patches"];
 
 /// Runs the exported file with ONNX Runtime on every window of the real source `source`
 /// and compares its `logits` at each frame's own window position with the trained
@@ -914,7 +922,10 @@ fn self_check(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let n = cached.frames().min(exported.frames());
     let rows = Rows {
-        source: vec![std::sync::Arc::new(source.to_path_buf()); n],
+        source: {
+            let shared = std::sync::Arc::new(source.to_path_buf());
+            (0..n).map(|_| shared.clone()).collect()
+        },
         window: cached.window[..n].to_vec(),
         position: cached.position[..n].to_vec(),
         y: vec![0; n],

@@ -278,6 +278,18 @@ fn exported_logits_equal_the_trained_models_frozen_and_unfrozen() {
             let trained = name == "unfrozen" && k.starts_with("temporal.1.");
             assert_eq!(after[k] != *v, trained, "{name}: {k}");
         }
+        // The trained blocks feed the head; next_patches (surprise) is the base model's.
+        for init in before.keys() {
+            let copy = format!("{init}{}", onnx_graph::BASE_SUFFIX);
+            assert_eq!(
+                after.contains_key(&copy),
+                name == "unfrozen" && init.starts_with("temporal.1."),
+                "{copy}"
+            );
+            if let Some(v) = after.get(&copy) {
+                assert!(*v == before[init], "{copy}");
+            }
+        }
         let md = onnx_graph::read_metadata(&fs_err::read(&model).unwrap()).unwrap();
         let prov: serde_json::Value = serde_json::from_str(&md["framegpt.provenance"]).unwrap();
         let listed = prov["finetune"]["trained_initializers"].as_array().unwrap();
@@ -423,6 +435,71 @@ mod backbone {
             let spread = ort.embeddings.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             assert!(spread > 0.1, "{spread}");
         }
+    }
+
+    /// `--unfreeze` writes trained temporal blocks back into the file, but `boundary` and
+    /// `next_patches` keep the base weights (`onnx_graph::keep_outputs_on_base`): on the
+    /// shipped model (with its boundary heads) and real frames, perturbed weights in
+    /// `backbone.temporal.1.*` move the embeddings and leave those two outputs exactly as
+    /// they were; without the branch the boundary output moves (so the check can fail).
+    #[test]
+    fn trained_blocks_leave_boundary_and_next_patches_on_the_base_weights() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let base_path = root.join("models/framegpt-base.onnx");
+        let bytes = std::fs::read(&base_path).unwrap();
+        let inits = framegpt::onnx_graph::read_float_initializers(&bytes).unwrap();
+        let trained: std::collections::BTreeMap<String, Vec<f32>> = inits
+            .iter()
+            .filter(|(k, _)| k.starts_with("backbone.temporal.1."))
+            .map(|(k, v)| (k.clone(), v.data.iter().map(|x| x * 1.3 + 0.02).collect()))
+            .collect();
+        assert!(trained.len() >= 10, "{}", trained.len());
+        let names = trained.keys().cloned().collect();
+        let kept = framegpt::onnx_graph::keep_outputs_on_base(
+            &bytes,
+            &names,
+            &["boundary", "next_patches"],
+        )
+        .unwrap();
+        let kept = framegpt::onnx_graph::replace_initializers(&kept, &trained).unwrap();
+        let plain = framegpt::onnx_graph::replace_initializers(&bytes, &trained).unwrap();
+        let tmp = tempfile::TempDir::new().unwrap();
+        let run = |b: &[u8], name: &str| {
+            let p = tmp.path().join(name);
+            std::fs::write(&p, b).unwrap();
+            let mut m = Model::load(
+                &p,
+                SessionOptions {
+                    device: OrtDevice::Cpu,
+                    threads: 1,
+                },
+            )
+            .unwrap();
+            let contract = m.contract().clone();
+            let (n, c) = (contract.num_patches(), contract.patch_dim());
+            let frames = real_frames(&contract, 16);
+            let input = ndarray::Array4::from_shape_vec((2, 8, n, c), frames.concat()).unwrap();
+            m.run(input.view()).unwrap()
+        };
+        let diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let (b0, bk, bp) = (
+            run(&bytes, "base.onnx"),
+            run(&kept, "kept.onnx"),
+            run(&plain, "plain.onnx"),
+        );
+        let boundary = |o: &framegpt::model::ModelOutput| o.boundary.clone().unwrap();
+        let sl = |a: &ndarray::Array3<f32>| a.as_slice().unwrap().to_vec();
+        assert!(diff(&sl(&b0.embeddings), &sl(&bk.embeddings)) > 1e-3);
+        assert!(diff(&sl(&boundary(&b0)), &sl(&boundary(&bk))) < 1e-6);
+        let next = |o: &framegpt::model::ModelOutput| o.next_patches.as_slice().unwrap().to_vec();
+        assert!(diff(&next(&b0), &next(&bk)) < 1e-6);
+        assert!(diff(&sl(&boundary(&b0)), &sl(&boundary(&bp))) > 1e-4);
+        assert!(diff(&next(&b0), &next(&bp)) > 1e-4);
     }
 
     #[test]
