@@ -79,6 +79,21 @@ fn adapt_lowers_the_held_out_loss_and_writes_a_model_analyze_runs() {
     let a = analyze(&[&sample("realshort.mp4")], &out, &["--model", model_arg]);
     assert_eq!(a.code, 0, "{}", a.stderr);
     assert!(out.join("realshort.mp4/frames.csv").is_file());
+    // Surprise is what adapt changes; the shot-boundary probabilities stay the base
+    // model's (the adapted decoder feeds the boundary heads only through a copy that keeps
+    // the base weights), to the last digit written.
+    let base_out = tmp.path().join("base");
+    let b = analyze(&[&sample("realshort.mp4")], &base_out, &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let col = |dir: &Path, name: &str| -> Vec<String> {
+        let mut r = csv::Reader::from_path(dir.join("realshort.mp4/frames.csv")).unwrap();
+        let i = r.headers().unwrap().iter().position(|h| h == name).unwrap();
+        r.records().map(|rec| rec.unwrap()[i].to_string()).collect()
+    };
+    for c in ["boundary_prob", "gradual_prob"] {
+        assert_eq!(col(&out, c), col(&base_out, c), "{c}");
+    }
+    assert_ne!(col(&out, "surprise"), col(&base_out, "surprise"));
 }
 
 /// No videos, only unreadable files, only files without two distinct frames: exit 2 with
