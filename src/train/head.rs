@@ -29,12 +29,9 @@ pub struct Standardizer {
 
 impl Standardizer {
     pub fn fit(x: ArrayView2<'_, f32>) -> Self {
-        let x = x.mapv(f64::from);
-        let mean = x.mean_axis(Axis(0)).expect("at least one row");
-        let std = x
-            .std_axis(Axis(0), 0.0)
-            .mapv(|s| if s > 1e-6 { s } else { 1.0 });
-        Standardizer { mean, std }
+        let mut f = StandardizerFit::default();
+        f.add(x);
+        f.finish()
     }
 
     /// (x − mean) / std on a tensor of rows [n, F].
@@ -45,6 +42,40 @@ impl Standardizer {
         let std =
             Tensor::from_iter(self.std.iter().map(|&v| v as f32), &Device::Cpu)?.reshape((1, f))?;
         x.broadcast_sub(&mean)?.broadcast_div(&std)
+    }
+}
+
+/// Per-feature mean and standard deviation over chunks of rows (f64 sums).
+#[derive(Default)]
+pub struct StandardizerFit {
+    n: usize,
+    sum: Array1<f64>,
+    sum_sq: Array1<f64>,
+}
+
+impl StandardizerFit {
+    pub fn add(&mut self, x: ArrayView2<'_, f32>) {
+        if self.n == 0 {
+            self.sum = Array1::zeros(x.ncols());
+            self.sum_sq = Array1::zeros(x.ncols());
+        }
+        for row in x.rows() {
+            for ((s, q), &v) in self.sum.iter_mut().zip(self.sum_sq.iter_mut()).zip(row) {
+                let v = f64::from(v);
+                *s += v;
+                *q += v * v;
+            }
+        }
+        self.n += x.nrows();
+    }
+
+    pub fn finish(self) -> Standardizer {
+        let n = self.n.max(1) as f64;
+        let mean = &self.sum / n;
+        let std = (&self.sum_sq / n - &mean * &mean)
+            .mapv(|v| v.max(0.0).sqrt())
+            .mapv(|s| if s > 1e-6 { s } else { 1.0 });
+        Standardizer { mean, std }
     }
 }
 

@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use super::backbone::{self, Backbone, Block};
 use super::head::{
     balanced_weights, predictions, weighted_cross_entropy, Head, HeadKind, Standardizer,
+    StandardizerFit,
 };
 use super::store::Matrix;
 
@@ -267,40 +268,6 @@ fn chunks(n: usize) -> Vec<Vec<usize>> {
         .step_by(CHUNK_ROWS)
         .map(|a| (a..(a + CHUNK_ROWS).min(n)).collect())
         .collect()
-}
-
-/// Per-feature mean and standard deviation over chunks of rows (f64 sums).
-#[derive(Default)]
-struct StandardizerFit {
-    n: usize,
-    sum: ndarray::Array1<f64>,
-    sum_sq: ndarray::Array1<f64>,
-}
-
-impl StandardizerFit {
-    fn add(&mut self, x: ndarray::ArrayView2<'_, f32>) {
-        if self.n == 0 {
-            self.sum = ndarray::Array1::zeros(x.ncols());
-            self.sum_sq = ndarray::Array1::zeros(x.ncols());
-        }
-        for row in x.rows() {
-            for ((s, q), &v) in self.sum.iter_mut().zip(self.sum_sq.iter_mut()).zip(row) {
-                let v = f64::from(v);
-                *s += v;
-                *q += v * v;
-            }
-        }
-        self.n += x.nrows();
-    }
-
-    fn finish(self) -> Standardizer {
-        let n = self.n.max(1) as f64;
-        let mean = &self.sum / n;
-        let std = (&self.sum_sq / n - &mean * &mean)
-            .mapv(|v| v.max(0.0).sqrt())
-            .mapv(|s| if s > 1e-6 { s } else { 1.0 });
-        Standardizer { mean, std }
-    }
 }
 
 pub struct Trained<'a> {

@@ -365,6 +365,18 @@ mod backbone {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/framegpt-tiny-named.onnx")
     }
 
+    /// An ONNX Runtime session on the CPU, one thread.
+    fn cpu_model(path: &Path) -> Model {
+        Model::load(
+            path,
+            SessionOptions {
+                device: OrtDevice::Cpu,
+                threads: 1,
+            },
+        )
+        .unwrap()
+    }
+
     /// Real frames: the first `n` frames of `samples/realshort.mp4`, patchified as the
     /// pipeline does, [n, N·C].
     fn real_frames(contract: &framegpt::model::ModelContract, n: usize) -> Vec<Vec<f32>> {
@@ -395,14 +407,7 @@ mod backbone {
         let inits = framegpt::onnx_graph::read_float_initializers(&bytes).unwrap();
         let backbone = Backbone::from_initializers(&inits, 4).unwrap();
         assert_eq!((backbone.d, backbone.temporal.len()), (32, 2));
-        let mut model = Model::load(
-            &path,
-            SessionOptions {
-                device: OrtDevice::Cpu,
-                threads: 1,
-            },
-        )
-        .unwrap();
+        let mut model = cpu_model(&path);
         let contract = model.contract().clone();
         let (n, c) = (contract.num_patches(), contract.patch_dim());
         let frames = real_frames(&contract, 24);
@@ -467,14 +472,7 @@ mod backbone {
         let run = |b: &[u8], name: &str| {
             let p = tmp.path().join(name);
             std::fs::write(&p, b).unwrap();
-            let mut m = Model::load(
-                &p,
-                SessionOptions {
-                    device: OrtDevice::Cpu,
-                    threads: 1,
-                },
-            )
-            .unwrap();
+            let mut m = cpu_model(&p);
             let contract = m.contract().clone();
             let (n, c) = (contract.num_patches(), contract.patch_dim());
             let frames = real_frames(&contract, 16);
