@@ -56,6 +56,8 @@ pub struct StepResult {
     pub probs: Option<Vec<f32>>,
     /// Surprise of the next sampled frame, when there is one.
     pub next_surprise: Option<f32>,
+    /// Its `anomaly`, when the model has a per-camera normal.
+    pub next_anomaly: Option<f32>,
     /// Frames after this one that repeat its picture: they get rows of their own with this
     /// frame's results (surprise 0, never a boundary, `repeated` = 1).
     pub repeats: Vec<FrameMeta>,
@@ -69,6 +71,7 @@ type Batch = (Vec<StepResult>, Vec<(u64, BoundaryProbs)>);
 struct Waiting {
     frame: FrameMeta,
     surprise: Option<f32>,
+    anomaly: Option<f32>,
     label: Option<(usize, f32)>,
     learned: Option<BoundaryProbs>,
     repeats: Vec<FrameMeta>,
@@ -111,6 +114,7 @@ pub struct FileOutput {
     unscored: VecDeque<StepResult>,
     waiting: VecDeque<Waiting>,
     carried_surprise: Option<f32>,
+    carried_anomaly: Option<f32>,
     next_seq: u64,
     reorder: BTreeMap<u64, Batch>,
     shots: Vec<Shot>,
@@ -150,6 +154,7 @@ impl FileOutput {
             unscored: VecDeque::new(),
             waiting: VecDeque::new(),
             carried_surprise: None,
+            carried_anomaly: None,
             next_seq: 0,
             reorder: BTreeMap::new(),
             shots: Vec::new(),
@@ -193,6 +198,7 @@ impl FileOutput {
     fn step(&mut self, s: StepResult, learned: Option<BoundaryProbs>) -> Result<()> {
         let surprise = self.carried_surprise.take();
         self.carried_surprise = s.next_surprise;
+        let anomaly = std::mem::replace(&mut self.carried_anomaly, s.next_anomaly);
         if let Some(v) = surprise {
             self.surprise.add(v);
         }
@@ -213,6 +219,7 @@ impl FileOutput {
         self.waiting.push_back(Waiting {
             frame: s.frame,
             surprise,
+            anomaly,
             label,
             learned,
             repeats: s.repeats,
@@ -252,6 +259,7 @@ impl FileOutput {
                 repeated: 0,
                 boundary_prob: w.learned.map(|p| p.cut),
                 gradual_prob: w.learned.map(|p| p.gradual),
+                anomaly: w.anomaly,
             })?;
             // A repeated picture brings nothing new: surprise 0, no boundary, the label of
             // the picture it repeats.
@@ -269,6 +277,7 @@ impl FileOutput {
                     repeated: 1,
                     boundary_prob: None,
                     gradual_prob: None,
+                    anomaly: None,
                 })?;
             }
             for _ in &w.repeats {

@@ -23,6 +23,7 @@ pub(crate) mod exit;
 pub(crate) mod export;
 pub(crate) mod manifest;
 pub mod model;
+pub mod normal;
 pub(crate) mod npy;
 pub mod onnx_graph;
 pub mod patchify;

@@ -327,6 +327,7 @@ fn score_batch(model: &mut Model, contract: &ModelContract, batch: Batch) -> Sco
                 embedding: s.embedding,
                 probs: s.probs,
                 next_surprise: s.next_error,
+                next_anomaly: s.next_anomaly,
                 repeats: s.repeats,
             }
         })

@@ -23,7 +23,7 @@ pub enum ScenesFormat {
     Vtt,
 }
 
-pub const FRAMES_HEADER: [&str; 12] = [
+pub const FRAMES_HEADER: [&str; 13] = [
     "video",
     "frame",
     "time_s",
@@ -36,6 +36,7 @@ pub const FRAMES_HEADER: [&str; 12] = [
     "repeated",
     "boundary_prob",
     "gradual_prob",
+    "anomaly",
 ];
 
 /// One row of frames.csv: one analyzed frame.
@@ -64,6 +65,10 @@ pub struct FrameRow<'a> {
     /// ...and that the frame lies inside a gradual transition (dissolve or fade).
     #[serde(serialize_with = "opt_fixed::<4, _, _>")]
     pub gradual_prob: Option<f32>,
+    /// Models adapted to a camera (`framegpt.normal`): how unusual the frame is for it
+    /// ([`crate::normal`]); empty on the first frame, on repeated frames and without a normal.
+    #[serde(serialize_with = "finite::<3, _>")]
+    pub anomaly: Option<f32>,
 }
 
 pub const SHOTS_HEADER: [&str; 8] = [
@@ -390,6 +395,7 @@ mod tests {
             repeated: 0,
             boundary_prob: None,
             gradual_prob: None,
+            anomaly: None,
         };
         assert_eq!(derived_header(&frame), FRAMES_HEADER.join(","));
         let shots = [shot(0, 9, 0.0, 1.0)];
@@ -416,10 +422,14 @@ mod tests {
             repeated: 0,
             boundary_prob: Some(0.98766),
             gradual_prob: None,
+            anomaly: Some(12.34567),
         };
         assert_eq!(
             to_record(&frame),
-            ["a,b.mp4", "3", "0.123", "", "1.235", "1", "2", "bird", "0.5000", "0", "0.9877", ""]
+            [
+                "a,b.mp4", "3", "0.123", "", "1.235", "1", "2", "bird", "0.5000", "0", "0.9877",
+                "", "12.346"
+            ]
         );
         let clip = ClipRow::failed("x.mp4".into(), "cannot open".into());
         assert_eq!(

@@ -252,9 +252,37 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
                 settings.model.display()
             )
         })?;
+    // The trained file is checked and run over the footage from a scratch copy beside the
+    // output; the output itself is written once, complete, with the camera's normal.
+    let out_dir = settings
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let scratch = tempfile::Builder::new()
+        .prefix(".framegpt-adapt-")
+        .suffix(".onnx")
+        .tempfile_in(out_dir)
+        .with_context(|| format!("failed to write into `{}`", out_dir.display()))?;
+    fs_err::write(scratch.path(), &bytes)
+        .with_context(|| format!("failed to write `{}`", scratch.path().display()))?;
+    let (diff, mut model) =
+        check_export(&settings, scratch.path(), &adapter, &split, &spec, &cancel)?;
+    let normal = normal_of(&settings, &mut model, &split, &source.contract, &cancel)?;
+    settings.say(&format!(
+        "normal of this camera: per-patch statistics of {} predicted frames (the `anomaly` column of analyze)",
+        normal.frames
+    ));
+    let bytes = onnx_graph::set_metadata(
+        &bytes,
+        &BTreeMap::from([(
+            "framegpt.normal".to_string(),
+            serde_json::to_string(&normal).expect("json"),
+        )]),
+    )?;
     write::write_atomic(&settings.output, &bytes)
         .with_context(|| format!("failed to write `{}`", settings.output.display()))?;
-    let diff = check_export(&settings, &adapter, &split, &spec, &cancel)?;
+    drop(scratch);
     let report = report_text(&settings, &split, &fit, before, &adapter, diff);
     let dir = report_dir(&settings.output);
     write_report(&dir, &fit, &report, &provenance["adapt"])
@@ -794,13 +822,14 @@ fn run_epoch(
 /// compares its `next_patches` with the trained model's; returns the largest difference.
 fn check_export(
     settings: &AdaptSettings,
+    path: &Path,
     adapter: &Adapter<'_>,
     split: &Split,
     spec: &WindowSpec<'_>,
     cancel: &AtomicBool,
-) -> Result<f32> {
+) -> Result<(f32, Model)> {
     let mut model = Model::load(
-        &settings.output,
+        path,
         SessionOptions {
             device: Device::Cpu,
             threads: settings.threads.ort,
@@ -808,7 +837,7 @@ fn check_export(
     )
     .with_context(|| {
         format!(
-            "the written model `{}` does not load",
+            "the model written for `{}` does not load",
             settings.output.display()
         )
     })?;
@@ -835,7 +864,29 @@ fn check_export(
         diff <= EXPORT_TOLERANCE,
         "self-check failed: ONNX Runtime's next_patches differ from the trained model's by {diff}"
     );
-    Ok(diff)
+    Ok((diff, model))
+}
+
+/// The adapted model over all of its footage (training and held-out segments), as
+/// `analyze` runs it: the per-patch normal of this camera.
+fn normal_of(
+    settings: &AdaptSettings,
+    model: &mut Model,
+    split: &Split,
+    contract: &ModelContract,
+    cancel: &AtomicBool,
+) -> Result<crate::normal::PatchNormal> {
+    let t = contract.context_frames;
+    let spec = WindowSpec {
+        contract,
+        sample: &settings.sample,
+        stride: (t / 2).max(1),
+        ffmpeg_threads: settings.threads.ffmpeg_per_file,
+    };
+    let segments = split.train.iter().chain(&split.val).map(|s| &s.segment);
+    let acc = crate::train::adapt::normal_of_footage(model, segments, &spec, cancel)?;
+    acc.finish()
+        .context("no predicted frame in the footage: the camera's normal cannot be measured")
 }
 
 /// What the written file records: the model's own provenance, plus `adapt`.

@@ -67,6 +67,21 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
                     );
                 }
             }
+            match &c.normal {
+                Some(n) => {
+                    let _ = writeln!(
+                        s,
+                        "anomaly:     per-camera normal of {} predicted frames (`framegpt adapt`): analyze writes the `anomaly` column",
+                        n.frames
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "anomaly:     none (no per-camera normal; `framegpt adapt` adds one)"
+                    );
+                }
+            }
             match &c.labels {
                 Some(l) => {
                     let _ = writeln!(s, "labels:      {} ({})", l.len(), l.join(", "));
@@ -93,7 +108,13 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
     }
     let _ = writeln!(s, "metadata:");
     for (k, v) in &d.metadata {
-        if k != "framegpt.provenance" {
+        if k == "framegpt.normal" {
+            let _ = writeln!(
+                s,
+                "  {k} = ({} bytes of JSON: per-patch median and spread)",
+                v.len()
+            );
+        } else if k != "framegpt.provenance" {
             let _ = writeln!(s, "  {k} = {v}");
         }
     }

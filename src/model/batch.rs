@@ -21,6 +21,9 @@ pub struct StepScore {
     pub frame: FrameMeta,
     /// Mean squared error of the prediction of the next sampled frame, when there is one.
     pub next_error: Option<f32>,
+    /// The next sampled frame's `anomaly` against the model's per-camera normal
+    /// ([`crate::normal`]), when the model has one and there is a next frame.
+    pub next_anomaly: Option<f32>,
     /// [D].
     pub embedding: Vec<f32>,
     /// Softmax of the logits, when the model has a head.
@@ -53,6 +56,9 @@ pub fn run_windows(model: &mut Model, windows: &[Window]) -> Result<BatchScores,
     }
     let input = Array4::from_shape_vec((windows.len(), t, n, c), data)
         .map_err(|e| ModelError::Run(format!("windows are not [B, T, N, C]: {e}")))?;
+    let normal = contract.normal.clone();
+    let normal = normal.as_ref();
+    let frame_len = n * c;
     let output = model.run(input.view())?;
     let steps = windows
         .par_iter()
@@ -63,6 +69,10 @@ pub fn run_windows(model: &mut Model, windows: &[Window]) -> Result<BatchScores,
                 let p = st.position;
                 let pred = output.next_patches.slice(s![i, p, .., ..]);
                 let pred = pred.as_slice().expect("standard layout");
+                let next_anomaly = normal.zip(st.target.as_ref()).map(|(normal, (_, actual))| {
+                    let current = &w.input[p * frame_len..(p + 1) * frame_len];
+                    normal.score(&crate::normal::features(pred, actual, current, c))
+                });
                 StepScore {
                     window: i,
                     position: p,
@@ -71,6 +81,7 @@ pub fn run_windows(model: &mut Model, windows: &[Window]) -> Result<BatchScores,
                         .target
                         .as_ref()
                         .map(|(_, actual)| score::mean_squared_error(pred, actual)),
+                    next_anomaly,
                     embedding: output.embeddings.slice(s![i, p, ..]).to_vec(),
                     probs: output
                         .logits

@@ -42,6 +42,9 @@ pub struct ModelContract {
     /// v2: the model has the `boundary` output; with the detector settings its validation
     /// chose (`framegpt.boundary_rule`), if it records them.
     pub boundary: Option<BoundaryOutput>,
+    /// An adapted model's per-patch normal of its camera (`framegpt.normal`, written by
+    /// `framegpt adapt`): with it `analyze` writes the `anomaly` column.
+    pub normal: Option<crate::normal::PatchNormal>,
 }
 
 /// What a v2 model says about its `boundary` output.
@@ -256,6 +259,17 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
         ));
         return None;
     }
+    let patches = ((w / p) * (h / p)) as usize;
+    let normal = match md.get("framegpt.normal") {
+        None => None,
+        Some(raw) => match crate::normal::PatchNormal::parse(raw, patches) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                errs.push(format!("metadata `framegpt.normal`: {e}"));
+                return None;
+            }
+        },
+    };
     Some(ModelContract {
         frame_width: w,
         frame_height: h,
@@ -268,6 +282,7 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
         provenance,
         version: if boundary.is_some() { 2 } else { 1 },
         boundary,
+        normal,
     })
 }
 
@@ -435,6 +450,33 @@ mod tests {
         // a v1 model with an extra `boundary` output is still v1: the output is ignored
         let c = check(&base(), &i, &o).unwrap();
         assert_eq!((c.version, c.boundary), (1, None));
+    }
+
+    #[test]
+    fn an_adapted_models_normal_is_read_and_a_wrong_one_refused() {
+        let (i, o) = good_io();
+        assert_eq!(check(&base(), &i, &o).unwrap().normal, None);
+        let mut acc = crate::normal::NormalAccumulator::new(64);
+        acc.push(&[[0.0; 5]; 64]);
+        let normal = acc.finish().unwrap();
+        let mut m = base();
+        m.insert(
+            "framegpt.normal".into(),
+            serde_json::to_string(&normal).unwrap(),
+        );
+        assert_eq!(check(&m, &i, &o).unwrap().normal, Some(normal));
+        // the statistics of another frame layout (16 patches) do not fit 64x64 / 8
+        let mut acc = crate::normal::NormalAccumulator::new(16);
+        acc.push(&[[0.0; 5]; 16]);
+        m.insert(
+            "framegpt.normal".into(),
+            serde_json::to_string(&acc.finish().unwrap()).unwrap(),
+        );
+        let err = check(&m, &i, &o).unwrap_err().to_string();
+        assert!(
+            err.contains("`framegpt.normal`: expected 64 patches"),
+            "{err}"
+        );
     }
 
     #[test]

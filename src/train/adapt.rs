@@ -428,6 +428,111 @@ impl Shuffler {
     }
 }
 
+/// One pass of `model` over `segments` the way `analyze` runs a video (windows of T
+/// distinct pictures at stride `stride`, each predicted frame scored once, from the window
+/// that owns it), accumulating the per-patch features of every predicted frame
+/// ([`crate::normal`]). A segment that cannot be read now (it could in the scan) stops it.
+pub fn normal_of_footage<'s>(
+    model: &mut crate::model::Model,
+    segments: impl IntoIterator<Item = &'s Segment>,
+    spec: &WindowSpec<'_>,
+    cancel: &AtomicBool,
+) -> Result<crate::normal::NormalAccumulator> {
+    use crate::score::{FrameMeta, Window, Windower};
+    let contract = spec.contract.clone();
+    let t = contract.context_frames;
+    let (n, c) = (contract.num_patches(), contract.patch_dim());
+    let patchifier = Patchifier::new(&contract);
+    let mut acc = crate::normal::NormalAccumulator::new(n);
+    let batch = 8;
+    let mut flush =
+        |pending: &mut Vec<Window>, acc: &mut crate::normal::NormalAccumulator| -> Result<()> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let scores = crate::model::run_windows(model, pending)?;
+            for st in &scores.steps {
+                let w = &pending[st.window];
+                let Some(step) = w.steps.iter().find(|s| s.position == st.position) else {
+                    continue;
+                };
+                let Some((_, target)) = &step.target else {
+                    continue;
+                };
+                let p = st.position;
+                let pred = scores
+                    .output
+                    .next_patches
+                    .slice(ndarray::s![st.window, p, .., ..]);
+                let pred = pred.as_slice().expect("standard layout");
+                let current = &w.input[p * n * c..(p + 1) * n * c];
+                acc.push(&crate::normal::features(pred, target, current, c));
+            }
+            pending.clear();
+            Ok(())
+        };
+    for seg in segments {
+        let mut sample = spec.sample.clone();
+        sample.start_s = seg.start_s.unwrap_or(0.0);
+        sample.end_s = seg.end_s;
+        let mut sampler = Sampler::new(sample);
+        let mut repeats = RepeatFilter::new(c, contract.std, score::REPEAT_PATCH_MAD_LEVELS);
+        let mut windower = Windower::new(t, spec.stride.clamp(1, t), n * c);
+        let (first, last) = seg.frames.unwrap_or((0, u64::MAX));
+        let options = DecodeOptions {
+            frame_width: contract.frame_width,
+            frame_height: contract.frame_height,
+            threads: spec.ffmpeg_threads,
+        };
+        let (mut position, mut used) = (0u64, 0u64);
+        let mut pending: Vec<Window> = Vec::new();
+        let mut failure: Option<anyhow::Error> = None;
+        let summary = decode::decode_file(&seg.path, options, &mut sampler, cancel, |frame| {
+            let patches = patchifier.patchify(&frame.rgb);
+            if repeats.is_repeat(&patches) {
+                return true;
+            }
+            position += 1;
+            if position - 1 < first {
+                return true;
+            }
+            if position > last {
+                return false;
+            }
+            let meta = FrameMeta {
+                position: used,
+                index: frame.index,
+                pts_seconds: frame.pts_seconds,
+            };
+            used += 1;
+            pending.extend(windower.push(meta, patches));
+            if pending.len() >= batch {
+                if let Err(e) = flush(&mut pending, &mut acc) {
+                    failure = Some(e);
+                    return false;
+                }
+            }
+            true
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        anyhow::ensure!(
+            !cancel.load(std::sync::atomic::Ordering::Relaxed),
+            "interrupted"
+        );
+        if let Err(e) = summary {
+            anyhow::bail!("`{}` could be read before and not now: {e}", seg.origin);
+        }
+        pending.extend(windower.finish());
+        while !pending.is_empty() {
+            let mut chunk: Vec<Window> = pending.drain(..pending.len().min(batch)).collect();
+            flush(&mut chunk, &mut acc)?;
+        }
+    }
+    Ok(acc)
+}
+
 #[cfg(test)]
 mod tests {
     use rand::SeedableRng;

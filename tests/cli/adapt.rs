@@ -94,6 +94,66 @@ fn adapt_lowers_the_held_out_loss_and_writes_a_model_analyze_runs() {
         assert_eq!(col(&out, c), col(&base_out, c), "{c}");
     }
     assert_ne!(col(&out, "surprise"), col(&base_out, "surprise"));
+    // Only an adapted model has a camera's normal: the base model leaves `anomaly` empty.
+    assert!(col(&base_out, "anomaly").iter().all(String::is_empty));
+    assert!(
+        inspect.stdout.contains("anomaly:     per-camera normal of"),
+        "{}",
+        inspect.stdout
+    );
+
+    // The camera's normal turns an exposure step into a sustained anomaly: the same footage
+    // (the first 4 s, which adapt learned from) 25 % brighter from 2 s to 3 s. Inside the
+    // step every frame is unusual for this camera, although frame to frame nothing changes
+    // there but at its two edges (surprise sees only those).
+    let stepped = tmp.path().join("stepped.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-nostdin", "-i"])
+        .arg(sample("cockatoo.mp4"))
+        .args([
+            "-t",
+            "4",
+            "-vf",
+            "eq=brightness=0.25:enable='between(t,2,3)'",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+            "-an",
+        ])
+        .arg(&stepped)
+        .status()
+        .expect("the ffmpeg program runs");
+    assert!(status.success());
+    let step_out = tmp.path().join("step");
+    let a = analyze(&[&stepped], &step_out, &["--model", model_arg]);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let (header, rows) = super::read_csv(&step_out.join("stepped.mp4/frames.csv"));
+    let times = super::column(&header, &rows, "time_s");
+    let anomaly = super::column(&header, &rows, "anomaly");
+    let (mut inside, mut outside) = (vec![], vec![]);
+    for (t, a) in times.iter().zip(&anomaly) {
+        let (t, Ok(a)) = (t.parse::<f64>().unwrap(), a.parse::<f64>()) else {
+            continue;
+        };
+        if (2.2..2.9).contains(&t) {
+            inside.push(a);
+        } else if !(1.8..3.3).contains(&t) {
+            outside.push(a);
+        }
+    }
+    assert!(
+        inside.len() >= 10 && outside.len() >= 40,
+        "{} {}",
+        inside.len(),
+        outside.len()
+    );
+    let least_inside = inside.iter().copied().fold(f64::INFINITY, f64::min);
+    let most_outside = outside.iter().copied().fold(0.0, f64::max);
+    assert!(
+        least_inside > most_outside,
+        "every frame of the step must be more unusual than every normal frame: inside {inside:?}, outside {outside:?}"
+    );
 }
 
 /// No videos, only unreadable files, only files without two distinct frames: exit 2 with
