@@ -261,8 +261,8 @@ impl FileOutput {
                 gradual_prob: w.learned.map(|p| p.gradual),
                 anomaly: w.anomaly,
             })?;
-            // A repeated picture brings nothing new: surprise 0, no boundary, the label of
-            // the picture it repeats.
+            // A repeated picture brings nothing new: surprise 0, no boundary, the label and
+            // the anomaly of the picture it repeats.
             for r in &w.repeats {
                 self.frames.row(&FrameRow {
                     video: &self.video,
@@ -277,7 +277,8 @@ impl FileOutput {
                     repeated: 1,
                     boundary_prob: None,
                     gradual_prob: None,
-                    anomaly: None,
+                    // How unusual the picture is, unlike how much it changed, carries over.
+                    anomaly: w.anomaly,
                 })?;
             }
             for _ in &w.repeats {

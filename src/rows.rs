@@ -66,7 +66,8 @@ pub struct FrameRow<'a> {
     #[serde(serialize_with = "opt_fixed::<4, _, _>")]
     pub gradual_prob: Option<f32>,
     /// Models adapted to a camera (`framegpt.normal`): how unusual the frame is for it
-    /// ([`crate::normal`]); empty on the first frame, on repeated frames and without a normal.
+    /// ([`crate::normal`]); a repeated frame has the anomaly of the picture it repeats; empty on
+    /// the first frame and without a normal.
     #[serde(serialize_with = "finite::<3, _>")]
     pub anomaly: Option<f32>,
 }

@@ -244,7 +244,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("frames.csv");
         let mut s = CsvStream::create(&path, &rows::FRAMES_HEADER).unwrap();
-        s.row(&["a", "1", "0.0", "", "", "0", "0", "", "", "0", "", ""])
+        s.row(&["a", "1", "0.0", "", "", "0", "0", "", "", "0", "", "", ""])
             .unwrap();
         drop(s);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -148,6 +148,28 @@ fn adapt_lowers_the_held_out_loss_and_writes_a_model_analyze_runs() {
         inside.len(),
         outside.len()
     );
+    // A repeated frame shows the picture it repeats: it has that picture's anomaly (while
+    // its surprise is 0). samples/generated/lowfps.mp4: 3 distinct pictures per second.
+    let low_out = tmp.path().join("low");
+    let a = analyze(
+        &[&sample("generated/lowfps.mp4")],
+        &low_out,
+        &["--model", model_arg],
+    );
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let (h, r) = super::read_csv(&low_out.join("lowfps.mp4/frames.csv"));
+    let (rep, an) = (
+        super::column(&h, &r, "repeated"),
+        super::column(&h, &r, "anomaly"),
+    );
+    assert!(rep.iter().filter(|x| *x == "1").count() > r.len() / 2);
+    for k in 1..r.len() {
+        if rep[k] == "1" {
+            assert_eq!(an[k], an[k - 1], "row {k}");
+        } else {
+            assert!(an[k].parse::<f64>().is_ok(), "row {k}: `{}`", an[k]);
+        }
+    }
     let least_inside = inside.iter().copied().fold(f64::INFINITY, f64::min);
     let most_outside = outside.iter().copied().fold(0.0, f64::max);
     assert!(
