@@ -268,10 +268,12 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
         .with_context(|| format!("failed to write `{}`", scratch.path().display()))?;
     let (diff, mut model) =
         check_export(&settings, scratch.path(), &adapter, &split, &spec, &cancel)?;
+    let normal_started = Instant::now();
     let normal = normal_of(&settings, &mut model, &split, &source.contract, &cancel)?;
     settings.say(&format!(
-        "normal of this camera: per-patch statistics of {} predicted frames (the `anomaly` column of analyze)",
-        normal.frames
+        "normal of this camera: per-patch statistics of {} predicted frames (the `anomaly` column of analyze), {:.1} s",
+        normal.frames,
+        normal_started.elapsed().as_secs_f64()
     ));
     let bytes = onnx_graph::set_metadata(
         &bytes,
