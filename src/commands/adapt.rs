@@ -252,6 +252,32 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
                 settings.model.display()
             )
         })?;
+    let diff = write_with_normal(&settings, &bytes, &adapter, &split, &spec, &source, &cancel)?;
+    let report = report_text(&settings, &split, &fit, before, &adapter, diff);
+    let dir = report_dir(&settings.output);
+    write_report(&dir, &fit, &report, &provenance["adapt"])
+        .with_context(|| format!("failed to write the report `{}`", dir.display()))?;
+    settings.say(&format!(
+        "wrote `{}` (ONNX Runtime's next_patches match the trained model within {diff:.1e}); report: `{}`; {:.1} s in all",
+        settings.output.display(),
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::Success)
+}
+
+/// Checks the trained file and measures the camera's normal with it, from a scratch copy
+/// beside the output; then writes the output once, complete, with `framegpt.normal`.
+/// Returns the self-check's largest difference.
+fn write_with_normal(
+    settings: &AdaptSettings,
+    bytes: &[u8],
+    adapter: &Adapter<'_>,
+    split: &Split,
+    spec: &WindowSpec<'_>,
+    source: &Source,
+    cancel: &AtomicBool,
+) -> Result<f32> {
     // The trained file is checked and run over the footage from a scratch copy beside the
     // output; the output itself is written once, complete, with the camera's normal.
     let out_dir = settings
@@ -264,19 +290,18 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
         .suffix(".onnx")
         .tempfile_in(out_dir)
         .with_context(|| format!("failed to write into `{}`", out_dir.display()))?;
-    fs_err::write(scratch.path(), &bytes)
+    fs_err::write(scratch.path(), bytes)
         .with_context(|| format!("failed to write `{}`", scratch.path().display()))?;
-    let (diff, mut model) =
-        check_export(&settings, scratch.path(), &adapter, &split, &spec, &cancel)?;
+    let (diff, mut model) = check_export(settings, scratch.path(), adapter, split, spec, cancel)?;
     let normal_started = Instant::now();
-    let normal = normal_of(&settings, &mut model, &split, &source.contract, &cancel)?;
+    let normal = normal_of(settings, &mut model, split, &source.contract, cancel)?;
     settings.say(&format!(
         "normal of this camera: per-patch statistics of {} predicted frames (the `anomaly` column of analyze), {:.1} s",
         normal.frames,
         normal_started.elapsed().as_secs_f64()
     ));
     let bytes = onnx_graph::set_metadata(
-        &bytes,
+        bytes,
         &BTreeMap::from([(
             "framegpt.normal".to_string(),
             serde_json::to_string(&normal).expect("json"),
@@ -285,17 +310,7 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
     write::write_atomic(&settings.output, &bytes)
         .with_context(|| format!("failed to write `{}`", settings.output.display()))?;
     drop(scratch);
-    let report = report_text(&settings, &split, &fit, before, &adapter, diff);
-    let dir = report_dir(&settings.output);
-    write_report(&dir, &fit, &report, &provenance["adapt"])
-        .with_context(|| format!("failed to write the report `{}`", dir.display()))?;
-    settings.say(&format!(
-        "wrote `{}` (ONNX Runtime's next_patches match the trained model within {diff:.1e}); report: `{}`; {:.1} s in all",
-        settings.output.display(),
-        dir.display(),
-        started.elapsed().as_secs_f64()
-    ));
-    Ok(ExitCode::Success)
+    Ok(diff)
 }
 
 /// candle runs its CPU ops on one thread unless the user says otherwise. Measured on the

@@ -52,47 +52,7 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
             let _ = writeln!(s, "context:     {} frames", c.context_frames);
             let _ = writeln!(s, "embedding:   {} values per frame", c.embedding_dim);
             let _ = writeln!(s, "normalize:   mean {:?}, std {:?}", c.mean, c.std);
-            match &c.boundary {
-                Some(b) => {
-                    let _ = writeln!(
-                        s,
-                        "boundaries:  learned (output `boundary`: cut, gradual per frame; rule {})",
-                        b.rule.as_deref().unwrap_or("framegpt defaults")
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        s,
-                        "boundaries:  from surprise (no `boundary` output: contract v1 rules)"
-                    );
-                }
-            }
-            match &c.normal {
-                Some(n) => {
-                    let _ = writeln!(
-                        s,
-                        "anomaly:     per-camera normal of {} predicted frames (`framegpt adapt`): analyze writes the `anomaly` column",
-                        n.frames
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        s,
-                        "anomaly:     none (no per-camera normal; `framegpt adapt` adds one)"
-                    );
-                }
-            }
-            match &c.labels {
-                Some(l) => {
-                    let _ = writeln!(s, "labels:      {} ({})", l.len(), l.join(", "));
-                }
-                None => {
-                    let _ = writeln!(
-                        s,
-                        "labels:      none (no classification head; `framegpt finetune` adds one)"
-                    );
-                }
-            }
+            outputs_summary(&mut s, c);
         }
         Err(v) => {
             let _ = writeln!(s, "contract:    NOT MET\n{v}");
@@ -139,4 +99,49 @@ fn render(path: &Path, bytes: &[u8], d: &ModelDescription) -> String {
         model::available_providers().join(", ")
     );
     s
+}
+
+/// What the model's optional parts give: boundaries, anomaly, labels.
+fn outputs_summary(s: &mut String, c: &crate::model::ModelContract) {
+    match &c.boundary {
+        Some(b) => {
+            let _ = writeln!(
+                s,
+                "boundaries:  learned (output `boundary`: cut, gradual per frame; rule {})",
+                b.rule.as_deref().unwrap_or("framegpt defaults")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "boundaries:  from surprise (no `boundary` output: contract v1 rules)"
+            );
+        }
+    }
+    match &c.normal {
+        Some(n) => {
+            let _ = writeln!(
+                s,
+                "anomaly:     per-camera normal of {} predicted frames (`framegpt adapt`): analyze writes the `anomaly` column",
+                n.frames
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "anomaly:     none (no per-camera normal; `framegpt adapt` adds one)"
+            );
+        }
+    }
+    match &c.labels {
+        Some(l) => {
+            let _ = writeln!(s, "labels:      {} ({})", l.len(), l.join(", "));
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "labels:      none (no classification head; `framegpt finetune` adds one)"
+            );
+        }
+    }
 }

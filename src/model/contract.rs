@@ -259,17 +259,7 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
         ));
         return None;
     }
-    let patches = ((w / p) * (h / p)) as usize;
-    let normal = match md.get("framegpt.normal") {
-        None => None,
-        Some(raw) => match crate::normal::PatchNormal::parse(raw, patches) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                errs.push(format!("metadata `framegpt.normal`: {e}"));
-                return None;
-            }
-        },
-    };
+    let normal = parse_normal(md, ((w / p) * (h / p)) as usize, errs)?;
     Some(ModelContract {
         frame_width: w,
         frame_height: h,
@@ -284,6 +274,25 @@ fn parse_metadata(md: &BTreeMap<String, String>, errs: &mut Vec<String>) -> Opti
         boundary,
         normal,
     })
+}
+
+/// `framegpt.normal` (optional): `Some(None)` when absent, `Some(Some(..))` when valid,
+/// `None` when present and wrong (the error is in `errs`).
+fn parse_normal(
+    md: &BTreeMap<String, String>,
+    patches: usize,
+    errs: &mut Vec<String>,
+) -> Option<Option<crate::normal::PatchNormal>> {
+    match md.get("framegpt.normal") {
+        None => Some(None),
+        Some(raw) => match crate::normal::PatchNormal::parse(raw, patches) {
+            Ok(n) => Some(Some(n)),
+            Err(e) => {
+                errs.push(format!("metadata `framegpt.normal`: {e}"));
+                None
+            }
+        },
+    }
 }
 
 /// v2: `framegpt.boundary` must name the channels of the `boundary` output.
