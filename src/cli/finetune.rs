@@ -64,6 +64,14 @@ pub struct FinetuneArgs {
     /// computed inside each window of the exported graph), so it can see motion; 0: off.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub temporal_lag: usize,
+    /// What the head sees: the backbone's embeddings, the camera motion of each frame
+    /// against the one before it (per-patch shifts from the input pixels at two scales,
+    /// summarized as pan, zoom, roll and the shift per quadrant; computed inside the
+    /// exported graph too), or both; `auto` trains all three (with --unfreeze: both and
+    /// embeddings) and keeps the one with the best validation accuracy (both where there
+    /// is no validation split).
+    #[arg(long, value_enum, default_value_t = HeadInputsArg::Auto)]
+    pub head_inputs: HeadInputsArg,
     /// Also train the last N temporal blocks of the backbone's frame path (0: only the
     /// head, on cached embeddings); needs a model exported with its parameter names.
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -103,6 +111,18 @@ pub enum HeadArg {
     Softmax,
     /// One hidden ReLU layer (--hidden units).
     Mlp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HeadInputsArg {
+    /// Each of the three, kept by validation accuracy.
+    Auto,
+    /// Embeddings and camera motion.
+    Both,
+    /// The embeddings only (the exported graph computes no motion).
+    Embeddings,
+    /// The camera motion only.
+    Motion,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

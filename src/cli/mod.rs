@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use adapt::AdaptArgs;
 pub use analyze::{AnalyzeArgs, EmbeddingsFormat, ScenesFormatArg};
 pub use bench::{BenchArgs, Stage};
-pub use finetune::{FeaturesArg, FinetuneArgs, GroupByArg, HeadArg};
+pub use finetune::{FeaturesArg, FinetuneArgs, GroupByArg, HeadArg, HeadInputsArg};
 pub use generate::GenerateArgs;
 pub use inspect::InspectArgs;
 pub use merge::MergeArgs;

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{FeaturesArg, FinetuneArgs, GlobalArgs, GroupByArg, HeadArg};
+use crate::cli::{FeaturesArg, FinetuneArgs, GlobalArgs, GroupByArg, HeadArg, HeadInputsArg};
 use crate::digest;
 use crate::exit::{ExitCode, UsageError};
 use crate::model::{contract, Device, Model, ModelContract, SessionOptions};
@@ -26,7 +26,8 @@ use crate::train::data::{split_by_source, DataError, Dataset, GroupBy};
 use crate::train::features;
 use crate::train::head::{predictions, HeadKind};
 use crate::train::metrics::{self, Confusion};
-use crate::train::optim::{self, Classifier, Split, TrainConfig, Trained};
+use crate::train::motion::MotionSpec;
+use crate::train::optim::{self, Classifier, HeadInputs, Split, TrainConfig, Trained};
 use crate::train::windows::{self, Extracted, Extractor, SourceWindows, WindowJob};
 use crate::train::{self, Rows};
 use crate::write;
@@ -51,6 +52,8 @@ pub struct FinetuneSettings {
     pub sample: SampleSpec,
     pub skip_frames: Option<usize>,
     pub temporal_lag: usize,
+    /// The head inputs to train on, in order of preference (`fit` keeps one).
+    pub head_inputs: Vec<HeadInputs>,
     pub allow_missing_classes: bool,
     pub cache_dir: PathBuf,
     /// Budget of what is held in memory (cached windows, then a split's inputs).
@@ -88,6 +91,9 @@ impl FinetuneSettings {
                 backbone_learning_rate: args.backbone_lr.unwrap_or(args.lr * 0.1),
                 unfreeze: args.unfreeze,
                 temporal_lag: args.temporal_lag,
+                motion_features: args.features == FeaturesArg::Embeddings
+                    && args.head_inputs != HeadInputsArg::Embeddings,
+                head_inputs: HeadInputs::Both,
                 seed: args.seed,
             },
             val_split: args.val_split,
@@ -102,6 +108,20 @@ impl FinetuneSettings {
             },
             skip_frames: args.skip_frames,
             temporal_lag: args.temporal_lag,
+            head_inputs: match (args.features, args.head_inputs) {
+                (FeaturesArg::Pixels, _) | (_, HeadInputsArg::Embeddings) => {
+                    vec![HeadInputs::Embeddings]
+                }
+                (_, HeadInputsArg::Both) => vec![HeadInputs::Both],
+                (_, HeadInputsArg::Motion) => vec![HeadInputs::Motion],
+                (_, HeadInputsArg::Auto) if args.unfreeze > 0 => {
+                    // Motion alone leaves the unfrozen blocks nothing to learn.
+                    vec![HeadInputs::Both, HeadInputs::Embeddings]
+                }
+                (_, HeadInputsArg::Auto) => {
+                    vec![HeadInputs::Both, HeadInputs::Embeddings, HeadInputs::Motion]
+                }
+            },
             allow_missing_classes: args.allow_missing_classes,
             cache_dir: args.cache.clone().unwrap_or_else(default_cache_dir),
             memory_bytes: args.memory_mb.saturating_mul(1 << 20),
@@ -202,11 +222,27 @@ struct SplitInputs {
     test: Option<Split>,
 }
 
+impl FinetuneSettings {
+    /// Turns the camera-motion features off, with a warning, for a backbone whose
+    /// patches they cannot be computed on.
+    fn check_motion(&mut self, b: &Backbone) {
+        if self.train.motion_features && MotionSpec::new(&b.contract).is_none() {
+            tracing::warn!(
+                "`{}` has patches of {} px: the camera-motion features need an even patch side of at least 4; training without them",
+                b.path.display(),
+                b.contract.patch_size
+            );
+            self.train.motion_features = false;
+            self.head_inputs = vec![HeadInputs::Embeddings];
+        }
+    }
+}
+
 /// One evaluated set: its name, per-frame and per-clip confusion.
 type Evaluation = (&'static str, Confusion, Confusion);
 
 pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
-    let settings = FinetuneSettings::from_args(args, global)?;
+    let mut settings = FinetuneSettings::from_args(args, global)?;
     let started = Instant::now();
     let mut data = load_data(&settings)?;
     settings.threads.init_rayon();
@@ -214,6 +250,9 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         Some((path, device)) => Some(load_backbone(path, *device, settings.threads)?),
         None => None,
     };
+    if let Some(b) = &backbone {
+        settings.check_motion(b);
+    }
     let rust = match (&backbone, settings.train.unfreeze) {
         (Some(b), n) if n > 0 => Some(rust_backbone(b, n)?),
         _ => None,
@@ -234,8 +273,16 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
             "no training frames: every training clip was left out (see the warnings above)"
         )));
     }
-    let (trained, train_s) = fit(&settings, &data.train, &rows, rust.as_ref(), t)?;
-    let (report, evals, summary) = evaluate_all(&settings, &data.train, &rows, &trained, train_s)?;
+    let (trained, chosen, candidates, train_s) =
+        fit(&settings, &data.train, &rows, rust.as_ref(), t)?;
+    settings.train.head_inputs = chosen;
+    let (report, evals, summary) = evaluate_all(
+        &settings,
+        &data.train,
+        &rows,
+        &trained,
+        (&candidates, train_s),
+    )?;
     settings.say(report.trim_end());
     let report_path = report_dir(&settings.output);
     let Some(backbone) = backbone else {
@@ -248,7 +295,7 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     };
     let c = &trained.classifier;
-    let layers = c.head.folded(&c.standardizer)?;
+    let (layers, motion) = exported_layers(&settings, c)?;
     let block_weights = c.block_weights()?;
     let provenance = provenance(
         &settings,
@@ -265,7 +312,7 @@ pub fn run(args: &FinetuneArgs, global: &GlobalArgs) -> Result<ExitCode> {
         &backbone,
         &layers,
         &block_weights,
-        settings.temporal_lag,
+        (settings.temporal_lag, motion),
         &data.train.labels,
         &provenance,
         output,
@@ -316,6 +363,8 @@ fn check_export(
         ffmpeg_threads: settings.threads.ffmpeg_per_file,
         progress: false,
         memory_bytes: usize::MAX,
+        // The exported graph computes them itself.
+        motion: None,
     };
     let diff = self_check(
         &settings.output,
@@ -410,6 +459,11 @@ fn extract_features(
         ffmpeg_threads: settings.threads.ffmpeg_per_file,
         progress: settings.progress,
         memory_bytes: settings.memory_bytes,
+        motion: settings
+            .train
+            .motion_features
+            .then(|| MotionSpec::new(&b.contract))
+            .flatten(),
     };
     let mut model;
     let mut extractor = match rust {
@@ -576,29 +630,85 @@ fn split_rows(
     })
 }
 
-/// Trains the model (head, and the unfrozen blocks); returns the seconds training took.
+/// Trains the model (head, and the unfrozen blocks) on each of the candidate head
+/// inputs and keeps the one with the best validation accuracy at its kept epoch (ties:
+/// the lower validation loss; the first candidate without a validation split); returns
+/// it, the inputs it uses, one line per candidate, and the seconds training took.
 fn fit<'a>(
     settings: &FinetuneSettings,
     dataset: &Dataset,
     rows: &SplitRows,
     rust: Option<&'a RustBackbone>,
     t: usize,
-) -> Result<(Trained<'a>, f64)> {
+) -> Result<(Trained<'a>, HeadInputs, Vec<String>, f64)> {
     let has_val = !rows.inputs.val.is_empty();
+    let candidates: &[HeadInputs] = if has_val {
+        &settings.head_inputs
+    } else {
+        &settings.head_inputs[..1]
+    };
+    let train_started = Instant::now();
+    let mut best: Option<(Trained<'a>, HeadInputs, (f64, f64))> = None;
+    let mut lines = Vec::new();
+    for &inputs in candidates {
+        let config = TrainConfig {
+            head_inputs: inputs,
+            ..settings.train.clone()
+        };
+        let trained = fit_one(settings, &config, dataset, rows, rust, t, has_val)?;
+        let kept = &trained.history[trained.best_epoch.max(1) - 1];
+        let score = (
+            kept.val_accuracy.unwrap_or(0.0),
+            -kept.val_loss.unwrap_or(0.0),
+        );
+        if candidates.len() > 1 {
+            lines.push(format!(
+                "{}: validation accuracy {:.1} %, loss {:.4} (epoch {})",
+                inputs.name(),
+                100.0 * score.0,
+                -score.1,
+                trained.best_epoch
+            ));
+        }
+        if best.as_ref().is_none_or(|(_, _, b)| score > *b) {
+            best = Some((trained, inputs, score));
+        }
+    }
+    let (trained, inputs, _) = best.expect("one candidate at least");
+    Ok((
+        trained,
+        inputs,
+        lines,
+        train_started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// One training run with `config`, with a progress bar of its epochs.
+fn fit_one<'a>(
+    settings: &FinetuneSettings,
+    config: &TrainConfig,
+    dataset: &Dataset,
+    rows: &SplitRows,
+    rust: Option<&'a RustBackbone>,
+    t: usize,
+    has_val: bool,
+) -> Result<Trained<'a>> {
     let verbose = settings.verbose;
     let bar = if settings.progress {
-        indicatif::ProgressBar::new(settings.train.epochs as u64).with_style(
+        indicatif::ProgressBar::new(config.epochs as u64).with_style(
             indicatif::ProgressStyle::with_template(
-                "training {bar:30} epoch {pos}/{len} {msg} {elapsed}",
+                "training {prefix} {bar:30} epoch {pos}/{len} {msg} {elapsed}",
             )
             .expect("valid template"),
         )
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let train_started = Instant::now();
+    if config.motion_features {
+        bar.set_prefix(format!("({})", config.head_inputs.name()));
+    }
     let trained = optim::train(
-        &settings.train,
+        config,
         dataset.labels.len(),
         rust,
         t,
@@ -626,7 +736,7 @@ fn fit<'a>(
         },
     )?;
     bar.finish_and_clear();
-    Ok((trained, train_started.elapsed().as_secs_f64()))
+    Ok(trained)
 }
 
 /// The report text, the confusion matrices and the summary of validation and test.
@@ -635,7 +745,7 @@ fn evaluate_all(
     dataset: &Dataset,
     rows: &SplitRows,
     trained: &Trained<'_>,
-    train_s: f64,
+    (candidates, train_s): (&[String], f64),
 ) -> Result<(
     String,
     Vec<Evaluation>,
@@ -660,6 +770,13 @@ fn evaluate_all(
         if trained.stopped_early { " (early stop)" } else { "" }
     );
     let mut summary = serde_json::Map::new();
+    let chosen = settings.train.head_inputs.name();
+    let _ = writeln!(report, "head inputs: {chosen}");
+    for line in candidates {
+        let _ = writeln!(report, "  candidate {line}");
+    }
+    summary.insert("head_inputs".into(), chosen.into());
+    summary.insert("head_input_candidates".into(), candidates.into());
     let mut evals: Vec<Evaluation> = Vec::new();
     for (name, set, split) in [
         ("validation", Some(&rows.val), Some(&rows.inputs.val)),
@@ -726,6 +843,8 @@ fn provenance(
                 "skip_rule": "the first skip_frames frames of each clip, never more than half of them",
                 "temporal_lag": settings.temporal_lag,
                 "temporal_lag_rule": "e_t - e_{max(t-lag, 0)} inside e_t's window (as the exported graph)",
+                "motion_features": settings.train.motion_features,
+                "motion_rule": "25 camera-motion values per frame against the one before it in its window (per-patch Lucas-Kanade shifts at full and half resolution: mean, divergence, curl, per quadrant; ln mean squared change), averaged causally over the window's positions 1..=t, appended to e_t before the temporal change; head_inputs says which of embeddings and motion the head reads",
                 "standardization": "mean/std of the training frames' initial features, folded into the first layer",
             },
             "data": {
@@ -827,11 +946,36 @@ fn write_report(
     )
 }
 
+/// The head's folded layers as exported, and whether the graph computes the
+/// camera-motion features: a head trained on the embeddings alone gives them zero
+/// weight, so their rows are dropped and the graph does not compute them.
+fn exported_layers(
+    settings: &FinetuneSettings,
+    c: &Classifier<'_>,
+) -> Result<(Vec<DenseLayer>, bool)> {
+    let mut layers = c.head.folded(&c.standardizer)?;
+    let motion = settings.train.motion_features;
+    if !motion || settings.train.head_inputs != HeadInputs::Embeddings {
+        return Ok((layers, motion));
+    }
+    let first = &mut layers[0];
+    let kept: Vec<usize> = (0..first.inputs)
+        .filter(|&j| c.standardizer.keep[j] != 0.0)
+        .collect();
+    let mut weight = Vec::with_capacity(kept.len() * first.outputs);
+    for &j in &kept {
+        weight.extend_from_slice(&first.weight[j * first.outputs..(j + 1) * first.outputs]);
+    }
+    first.inputs = kept.len();
+    first.weight = weight;
+    Ok((layers, false))
+}
+
 fn export(
     backbone: &Backbone,
     layers: &[DenseLayer],
     block_weights: &BTreeMap<String, Vec<f32>>,
-    temporal_lag: usize,
+    (temporal_lag, motion): (usize, bool),
     labels: &[String],
     provenance: &serde_json::Value,
     output: &Path,
@@ -841,6 +985,10 @@ fn export(
         output: contract::OUTPUT_LOGITS.to_string(),
         layers: layers.to_vec(),
         temporal_lag,
+        motion: motion
+            .then(|| MotionSpec::new(&backbone.contract))
+            .flatten()
+            .map(|spec| (contract::INPUT_PATCHES.to_string(), spec)),
         frames: backbone.contract.context_frames,
         output_shape: vec![
             None,

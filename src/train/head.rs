@@ -25,6 +25,8 @@ pub enum HeadKind {
 pub struct Standardizer {
     pub mean: Array1<f64>,
     pub std: Array1<f64>,
+    /// Per feature 1 (used) or 0 (left out: the head sees 0 there).
+    pub keep: Array1<f64>,
 }
 
 impl Standardizer {
@@ -34,14 +36,29 @@ impl Standardizer {
         f.finish()
     }
 
-    /// (x − mean) / std on a tensor of rows [n, F].
+    /// Identity on F features (no shift, unit scale, all kept).
+    pub fn identity(f: usize) -> Self {
+        Standardizer {
+            mean: Array1::zeros(f),
+            std: Array1::ones(f),
+            keep: Array1::ones(f),
+        }
+    }
+
+    /// (x − mean) / std · keep on a tensor of rows [n, F].
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let f = self.mean.len();
         let mean = Tensor::from_iter(self.mean.iter().map(|&v| v as f32), &Device::Cpu)?
             .reshape((1, f))?;
-        let std =
-            Tensor::from_iter(self.std.iter().map(|&v| v as f32), &Device::Cpu)?.reshape((1, f))?;
-        x.broadcast_sub(&mean)?.broadcast_div(&std)
+        let scale = Tensor::from_iter(
+            self.std
+                .iter()
+                .zip(&self.keep)
+                .map(|(&s, &k)| (k / s) as f32),
+            &Device::Cpu,
+        )?
+        .reshape((1, f))?;
+        x.broadcast_sub(&mean)?.broadcast_mul(&scale)
     }
 }
 
@@ -75,7 +92,8 @@ impl StandardizerFit {
         let std = (&self.sum_sq / n - &mean * &mean)
             .mapv(|v| v.max(0.0).sqrt())
             .mapv(|s| if s > 1e-6 { s } else { 1.0 });
-        Standardizer { mean, std }
+        let keep = Array1::ones(mean.len());
+        Standardizer { mean, std, keep }
     }
 }
 
@@ -142,7 +160,8 @@ impl Head {
     }
 
     /// The head on raw (unstandardized) inputs, f32, as ONNX dense layers: the
-    /// standardization is folded into the first layer (W' = W / std, b' = b − (mean/std)·W).
+    /// standardization is folded into the first layer (W' = W·keep / std,
+    /// b' = b − (mean·keep/std)·W).
     pub fn folded(&self, standardizer: &Standardizer) -> Result<Vec<DenseLayer>> {
         self.layers
             .iter()
@@ -154,7 +173,7 @@ impl Head {
                     .mapv(f64::from);
                 let b = Array1::from(b.to_vec1::<f32>()?).mapv(f64::from);
                 let (w, b) = if i == 0 {
-                    let inv = standardizer.std.mapv(|s| 1.0 / s);
+                    let inv = &standardizer.keep / &standardizer.std;
                     let folded_b = &b - &(&standardizer.mean * &inv).dot(&w);
                     (&w * &inv.view().insert_axis(Axis(1)), folded_b)
                 } else {

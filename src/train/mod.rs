@@ -13,6 +13,7 @@ pub mod data;
 pub mod features;
 pub mod head;
 pub mod metrics;
+pub mod motion;
 pub mod optim;
 pub mod store;
 pub mod windows;

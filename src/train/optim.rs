@@ -35,7 +35,30 @@ pub struct TrainConfig {
     pub backbone_learning_rate: f64,
     pub unfreeze: usize,
     pub temporal_lag: usize,
+    /// The camera-motion features (`train::motion`) appended to each frame's embedding.
+    pub motion_features: bool,
+    /// Which of embeddings and motion features the head uses (with `motion_features`).
+    pub head_inputs: HeadInputs,
     pub seed: u64,
+}
+
+/// What the head is trained on, when the camera-motion features are there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadInputs {
+    Both,
+    Embeddings,
+    Motion,
+}
+
+impl HeadInputs {
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadInputs::Both => "both",
+            HeadInputs::Embeddings => "embeddings",
+            HeadInputs::Motion => "motion",
+        }
+    }
 }
 
 /// One epoch's numbers (`metrics.csv`).
@@ -98,6 +121,8 @@ pub struct Classifier<'a> {
     /// (ONNX initializer name, variable) of the trainable blocks.
     block_vars: Vec<(String, Var)>,
     t: usize,
+    /// Camera-motion values at the end of each position's vector (0: none).
+    motion: usize,
 }
 
 impl<'a> Classifier<'a> {
@@ -122,10 +147,17 @@ impl<'a> Classifier<'a> {
         Tensor::cat(&[&cur, &(&cur - prev)?], 1)
     }
 
+    /// Embeddings [W, T, D(+motion)] from the windows' block inputs (+ motion values,
+    /// passed through).
     fn embeddings(&self, h: &Tensor) -> Result<Tensor> {
         let backbone = self.backbone.expect("windows need the backbone");
         let mask = Backbone::causal_mask(self.t)?;
-        backbone.embeddings_from(h, &self.blocks, &mask)
+        if self.motion == 0 {
+            return backbone.embeddings_from(h, &self.blocks, &mask);
+        }
+        let d = h.dim(2)? - self.motion;
+        let e = backbone.embeddings_from(&h.narrow(2, 0, d)?.contiguous()?, &self.blocks, &mask)?;
+        Tensor::cat(&[&e, &h.narrow(2, d, self.motion)?], 2)
     }
 
     /// Raw (unstandardized) features of a split's frames `rows`.
@@ -233,16 +265,18 @@ pub fn classifier<'a>(
     }
     let mut c = Classifier {
         head: Head::init(config.head, 1, classes, rng)?,
-        standardizer: Standardizer {
-            mean: ndarray::Array1::zeros(1),
-            std: ndarray::Array1::ones(1),
-        },
+        standardizer: Standardizer::identity(1),
         lag: config.temporal_lag,
         backbone,
         first,
         blocks,
         block_vars,
         t,
+        motion: if config.motion_features {
+            super::motion::FEATURES
+        } else {
+            0
+        },
     };
     let mut fit = StandardizerFit::default();
     for rows in chunks(train.len()) {
@@ -256,6 +290,19 @@ pub fn classifier<'a>(
     }
     c.standardizer = fit.finish();
     let f = c.standardizer.mean.len();
+    if c.motion > 0 {
+        // Per position [embedding, motion]; with a lag [that, its change].
+        let per = if c.lag > 0 { f / 2 } else { f };
+        for (j, k) in c.standardizer.keep.iter_mut().enumerate() {
+            let motion = j % per >= per - c.motion;
+            let used = match config.head_inputs {
+                HeadInputs::Both => true,
+                HeadInputs::Embeddings => !motion,
+                HeadInputs::Motion => motion,
+            };
+            *k = if used { 1.0 } else { 0.0 };
+        }
+    }
     c.head = Head::init(config.head, f, classes, rng)?;
     Ok(c)
 }
@@ -458,6 +505,8 @@ mod tests {
             backbone_learning_rate: 0.001,
             unfreeze: 0,
             temporal_lag: 0,
+            motion_features: false,
+            head_inputs: HeadInputs::Both,
             seed: 4,
         }
     }

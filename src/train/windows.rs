@@ -33,6 +33,7 @@ use rayon::prelude::*;
 
 use super::backbone::{self, Backbone};
 use super::features::SourceFeatures;
+use super::motion::{self, MotionSpec};
 use crate::decode::{self, DecodeOptions};
 use crate::digest;
 use crate::model::{Model, ModelContract};
@@ -44,6 +45,8 @@ use crate::score::{FrameMeta, Window, Windower};
 // v2: frames are turned as the display matrix says (rotated phone video), so v1 entries
 // of rotated files hold unturned features.
 const CACHE_VERSION: &str = "framegpt-windows-v2";
+/// Cache tag of the camera-motion features; bumped when `train::motion` changes.
+const MOTION_VERSION: &str = "motion-v4";
 /// Windows per backbone call.
 const BATCH_WINDOWS: usize = 8;
 
@@ -150,6 +153,9 @@ pub struct WindowJob<'a> {
     pub progress: bool,
     /// Windows of more sources than fit this many bytes are left in their cache files.
     pub memory_bytes: usize,
+    /// Append the camera-motion features of each position (`train::motion`) to what
+    /// the extractor gives.
+    pub motion: Option<MotionSpec>,
 }
 
 /// What extraction did.
@@ -184,7 +190,10 @@ pub fn extract(
     job: &WindowJob<'_>,
     cancel: &AtomicBool,
 ) -> Result<Extracted> {
-    let what = extractor.what();
+    let what = match job.motion {
+        Some(_) => format!("{} + {}", extractor.what(), MOTION_VERSION),
+        None => extractor.what(),
+    };
     let hashed: Vec<(PathBuf, std::io::Result<String>)> = sources
         .par_iter()
         .map(|p| (p.clone(), digest::sha256_file(p)))
@@ -288,7 +297,10 @@ pub fn windows_of_file(
         for w in pending.iter() {
             input.extend_from_slice(&w.input);
         }
-        let out = extractor.run(input, (b, t, n, c))?;
+        let out = match &job.motion {
+            Some(spec) => with_motion(extractor.run(input.clone(), (b, t, n, c))?, spec, &input),
+            None => extractor.run(input, (b, t, n, c))?,
+        };
         for (i, w) in pending.drain(..).enumerate() {
             acc.push(&w, out.index_axis(ndarray::Axis(0), i));
         }
@@ -340,6 +352,16 @@ pub fn windows_of_file(
         d,
         warning,
     }))
+}
+
+/// `out` [b, t, d] with the motion features of `input` appended: [b, t, d + FEATURES].
+fn with_motion(out: Array3<f32>, spec: &MotionSpec, input: &[f32]) -> Array3<f32> {
+    let (b, t, d) = out.dim();
+    let m = motion::features(spec, input, b, t);
+    let m = Array3::from_shape_vec((b, t, motion::FEATURES), m).expect("[b, t, FEATURES]");
+    let both = ndarray::concatenate(ndarray::Axis(2), &[out.view(), m.view()]).expect("same b, t");
+    debug_assert_eq!(both.dim(), (b, t, d + motion::FEATURES));
+    both
 }
 
 #[derive(Default)]

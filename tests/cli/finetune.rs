@@ -259,6 +259,12 @@ fn exported_logits_equal_the_trained_models_frozen_and_unfrozen() {
             &["--temporal-lag", "3", "--head", "mlp", "--hidden", "8"][..],
         ),
         ("unfrozen", &["--unfreeze", "1", "--temporal-lag", "2"][..]),
+        ("motion", &["--head-inputs", "motion"][..]),
+        ("embeddings", &["--head-inputs", "embeddings"][..]),
+        (
+            "both",
+            &["--head-inputs", "both", "--temporal-lag", "0"][..],
+        ),
     ] {
         let model = tmp.path().join(format!("{name}.onnx"));
         let r = finetune(
@@ -272,6 +278,11 @@ fn exported_logits_equal_the_trained_models_frozen_and_unfrozen() {
             .as_f64()
             .unwrap();
         assert!(diff < 1e-4, "{name}: {diff}");
+        let results = &summary(&model)["results"];
+        let inputs = results["head_inputs"].as_str().unwrap();
+        if let Some(asked) = extra.iter().position(|a| *a == "--head-inputs") {
+            assert_eq!(inputs, extra[asked + 1], "{results}");
+        }
         let before = onnx_graph::read_float_initializers(&fs_err::read(&base).unwrap()).unwrap();
         let after = onnx_graph::read_float_initializers(&fs_err::read(&model).unwrap()).unwrap();
         for (k, v) in &before {
@@ -290,10 +301,13 @@ fn exported_logits_equal_the_trained_models_frozen_and_unfrozen() {
                 assert!(*v == before[init], "{copy}");
             }
         }
+        // The graph computes the camera-motion features only for a head that reads them.
+        let motion_nodes = after.keys().any(|k| k.contains("/motion/"));
+        assert_eq!(motion_nodes, inputs != "embeddings", "{name}: {inputs}");
         let md = onnx_graph::read_metadata(&fs_err::read(&model).unwrap()).unwrap();
         let prov: serde_json::Value = serde_json::from_str(&md["framegpt.provenance"]).unwrap();
         let listed = prov["finetune"]["trained_initializers"].as_array().unwrap();
-        assert_eq!(listed.is_empty(), name == "lag", "{prov}");
+        assert_eq!(listed.is_empty(), name != "unfrozen", "{prov}");
         // Nothing held in memory (--memory-mb 0: windows read back from a fresh cache,
         // the split's inputs from a scratch file): the same training, the same weights.
         let bounded = tmp.path().join(format!("{name}-bounded.onnx"));

@@ -104,6 +104,7 @@ proptest! {
                 DenseLayer { inputs: hidden, outputs: 2, weight: vec![0.25; hidden * 2], bias: vec![0.0; 2] },
             ],
             temporal_lag: 0,
+            motion: None,
             frames: 8,
             output_shape: vec![None, Some(8), Some(2)],
         };
@@ -205,6 +206,7 @@ fn tiny_head() -> HeadGraph {
             bias: vec![0.0; 2],
         }],
         temporal_lag: 0,
+        motion: None,
         frames: 8,
         output_shape: vec![None, Some(8), Some(2)],
     }

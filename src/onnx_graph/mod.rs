@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 
+mod motion;
+
 /// ONNX `TensorProto.DataType.FLOAT`.
 const FLOAT: i32 = 1;
 /// ONNX `TensorProto.DataType.INT64`.
@@ -153,8 +155,12 @@ pub struct HeadGraph {
     /// With N > 0 the layers see [e_t, e_t − e_{max(t−N, 0)}] (concatenated on the last
     /// axis), computed inside each window of `frames` steps.
     pub temporal_lag: usize,
-    /// Steps per window (T), for `temporal_lag`.
+    /// Steps per window (T), for `temporal_lag` and `motion`.
     pub frames: usize,
+    /// With (input, spec) the layers see the embeddings with the camera-motion features
+    /// of `train::motion` appended, computed from the model input `input` (before the
+    /// temporal change, which then covers them too).
+    pub motion: Option<(String, crate::train::motion::MotionSpec)>,
     /// Declared output shape: `None` is a symbolic dimension.
     pub output_shape: Vec<Option<i64>>,
 }
@@ -624,6 +630,18 @@ fn encode_head(head: &HeadGraph) -> Vec<u8> {
     let mut nodes = Vec::new();
     let mut inits = Vec::new();
     let mut current = head.input.clone();
+    if let Some((input, spec)) = &head.motion {
+        let m = motion::push_motion(&prefix, input, head.frames, spec, &mut nodes, &mut inits);
+        let both = format!("{prefix}/motion/with_embeddings");
+        nodes.push(NodeProto {
+            input: vec![current, m],
+            output: vec![both.clone()],
+            name: both.clone(),
+            op_type: "Concat".into(),
+            attribute: vec![int_attribute("axis", 2)],
+        });
+        current = both;
+    }
     if head.temporal_lag > 0 {
         current = push_temporal(head, &prefix, current, &mut nodes, &mut inits);
     }
@@ -820,6 +838,7 @@ mod tests {
                 bias: vec![0.0; 3],
             }],
             temporal_lag: 0,
+            motion: None,
             frames: 8,
             output_shape: vec![None, Some(8), Some(3)],
         };
@@ -886,6 +905,7 @@ mod tests {
                 bias: vec![0.0; 2],
             }],
             temporal_lag: 1,
+            motion: None,
             frames: 8,
             output_shape: vec![None, Some(8), Some(2)],
         };
