@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 SETS="${FRAMEGPT_BENCH_DIR:-$HOME/.cache/framegpt-bench}/cls"
 WORK="${FINETUNE_BENCH_WORK:-$(mktemp -d)}"
+mkdir -p "$WORK"
 BIN=target/release/framegpt
 MODEL="${FINETUNE_BENCH_MODEL:-models/framegpt-base.onnx}"
 [[ -x $BIN ]] || cargo build --release --locked
@@ -52,13 +53,13 @@ for set in content motion direction; do
     group=file
     [[ $set == content ]] || group=name
     run "$set" "pixels 16x16, softmax (baseline)" "-" --features pixels --head softmax --temporal-lag 0 --group-by $group
-    run "$set" "embeddings, softmax" "cold" --head softmax --temporal-lag 0 --group-by $group
-    run "$set" "embeddings, softmax" "warm" --head softmax --temporal-lag 0 --group-by $group
-    run "$set" "embeddings, mlp" "warm" --head mlp --temporal-lag 0 --group-by $group
-    run "$set" "embeddings + delta (lag 4), softmax" "warm" --head softmax --temporal-lag 4 --group-by $group
-    run "$set" "embeddings + delta (lag 4), mlp" "warm" --head mlp --temporal-lag 4 --group-by $group
-    run "$set" "+ last temporal block trained (--unfreeze 1), lag 4, mlp" "cold" --head mlp --temporal-lag 4 --unfreeze 1 --group-by $group
-    run "$set" "+ both temporal blocks trained (--unfreeze 2), lag 4, mlp" "cold" --head mlp --temporal-lag 4 --unfreeze 2 --group-by $group
+    run "$set" "embeddings, softmax" "cold" --head-inputs embeddings --head softmax --temporal-lag 0 --group-by $group
+    run "$set" "embeddings + delta (lag 4), mlp (default before motion)" "warm" --head-inputs embeddings --group-by $group
+    run "$set" "defaults (--head-inputs auto, lag 4, mlp)" "cold" --group-by $group
+    run "$set" "defaults (--head-inputs auto, lag 4, mlp)" "warm" --group-by $group
+    run "$set" "motion only (--head-inputs motion)" "warm" --head-inputs motion --group-by $group
+    run "$set" "embeddings + motion (--head-inputs both)" "warm" --head-inputs both --group-by $group
+    run "$set" "defaults + last temporal block trained (--unfreeze 1)" "cold" --unfreeze 1 --group-by $group
 done
 echo
 echo "logs and reports: \`$WORK\`"
