@@ -173,17 +173,26 @@ pub fn features(spec: &MotionSpec, input: &[f32], b: usize, t: usize) -> Vec<f32
     let (l1, l2) = (spec.lambda(p), spec.lambda(p / 2));
     let k = LINEAR;
     let cells = ((p - 1) * (p - 1) * 3 * n) as f32;
+    // Every patch at half resolution, once (each frame is also the previous of the next).
+    let half: Vec<f32> = input.chunks_exact(c).flat_map(|x| pooled(x, p)).collect();
+    let (c2, frame2) = (c / 4, frame / 4);
     let mut out = Vec::with_capacity(b * t * FEATURES);
     for w in 0..b {
         for s in 0..t {
-            let cur = &input[(w * t + s) * frame..][..frame];
-            let prev = &input[(w * t + s.saturating_sub(1)) * frame..][..frame];
+            let (at, before) = (w * t + s, w * t + s.saturating_sub(1));
+            let cur = &input[at * frame..][..frame];
+            let prev = &input[before * frame..][..frame];
+            let (cur2, prev2) = (
+                &half[at * frame2..][..frame2],
+                &half[before * frame2..][..frame2],
+            );
             let mut lin = vec![0f32; 2 * k];
             let mut energy = 0f32;
             for i in 0..n {
                 let (pc, pp) = (&cur[i * c..][..c], &prev[i * c..][..c]);
                 let (u, v, stt) = patch_shift(p, l1, pc, pp);
-                let (u2, v2, _) = patch_shift(p / 2, l2, &pooled(pc, p), &pooled(pp, p));
+                let (u2, v2, _) =
+                    patch_shift(p / 2, l2, &cur2[i * c2..][..c2], &prev2[i * c2..][..c2]);
                 for j in 0..k {
                     lin[j] += u * wu1[i * k + j] + v * wv1[i * k + j];
                     lin[k + j] += u2 * wu2[i * k + j] + v2 * wv2[i * k + j];

@@ -297,9 +297,14 @@ pub fn windows_of_file(
         for w in pending.iter() {
             input.extend_from_slice(&w.input);
         }
-        let out = match &job.motion {
-            Some(spec) => with_motion(extractor.run(input.clone(), (b, t, n, c))?, spec, &input),
-            None => extractor.run(input, (b, t, n, c))?,
+        let motion = job
+            .motion
+            .as_ref()
+            .map(|spec| motion::features(spec, &input, b, t));
+        let out = extractor.run(input, (b, t, n, c))?;
+        let out = match motion {
+            Some(m) => with_motion(out, m),
+            None => out,
         };
         for (i, w) in pending.drain(..).enumerate() {
             acc.push(&w, out.index_axis(ndarray::Axis(0), i));
@@ -354,10 +359,10 @@ pub fn windows_of_file(
     }))
 }
 
-/// `out` [b, t, d] with the motion features of `input` appended: [b, t, d + FEATURES].
-fn with_motion(out: Array3<f32>, spec: &MotionSpec, input: &[f32]) -> Array3<f32> {
+/// `out` [b, t, d] with the motion features `m` ([b, t, FEATURES], `motion::features`)
+/// appended: [b, t, d + FEATURES].
+fn with_motion(out: Array3<f32>, m: Vec<f32>) -> Array3<f32> {
     let (b, t, d) = out.dim();
-    let m = motion::features(spec, input, b, t);
     let m = Array3::from_shape_vec((b, t, motion::FEATURES), m).expect("[b, t, FEATURES]");
     let both = ndarray::concatenate(ndarray::Axis(2), &[out.view(), m.view()]).expect("same b, t");
     debug_assert_eq!(both.dim(), (b, t, d + motion::FEATURES));
