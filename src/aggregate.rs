@@ -77,19 +77,24 @@ struct Waiting {
     repeats: Vec<FrameMeta>,
 }
 
-/// Surprise statistics of one video.
+/// Mean and maximum of one per-frame column over a video, and when the maximum was first
+/// reached.
 #[derive(Debug, Default)]
-struct SurpriseStats {
+struct ColumnStats {
     sum: f64,
     count: u64,
     max: Option<f32>,
+    max_at: Option<f64>,
 }
 
-impl SurpriseStats {
-    fn add(&mut self, v: f32) {
+impl ColumnStats {
+    fn add(&mut self, v: f32, time_s: f64) {
         self.sum += f64::from(v);
         self.count += 1;
-        self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        if self.max.is_none_or(|m| v > m) {
+            self.max = Some(v);
+            self.max_at = Some(time_s);
+        }
     }
 
     fn mean(&self) -> Option<f32> {
@@ -120,7 +125,8 @@ pub struct FileOutput {
     shots: Vec<Shot>,
     frames_written: u64,
     last_pts: f64,
-    surprise: SurpriseStats,
+    surprise: ColumnStats,
+    anomaly: ColumnStats,
     label_counts: Vec<u64>,
 }
 
@@ -160,7 +166,8 @@ impl FileOutput {
             shots: Vec::new(),
             frames_written: 0,
             last_pts: 0.0,
-            surprise: SurpriseStats::default(),
+            surprise: ColumnStats::default(),
+            anomaly: ColumnStats::default(),
             label_counts: vec![0; contract.num_labels()],
         })
     }
@@ -200,7 +207,7 @@ impl FileOutput {
         self.carried_surprise = s.next_surprise;
         let anomaly = std::mem::replace(&mut self.carried_anomaly, s.next_anomaly);
         if let Some(v) = surprise {
-            self.surprise.add(v);
+            self.surprise.add(v, s.frame.pts_seconds);
         }
         if let Some(npy) = &mut self.npy {
             for _ in 0..=s.repeats.len() {
@@ -281,8 +288,14 @@ impl FileOutput {
                     anomaly: w.anomaly,
                 })?;
             }
-            for _ in &w.repeats {
-                self.surprise.add(0.0);
+            if let Some(a) = w.anomaly {
+                self.anomaly.add(a, meta.pts_seconds);
+            }
+            for r in &w.repeats {
+                self.surprise.add(0.0, r.pts_seconds);
+                if let Some(a) = w.anomaly {
+                    self.anomaly.add(a, r.pts_seconds);
+                }
             }
             self.frames_written += 1 + w.repeats.len() as u64;
             self.last_pts = w.repeats.last().map_or(meta.pts_seconds, |r| r.pts_seconds);
@@ -407,6 +420,9 @@ impl FileOutput {
             shots: self.shots.len() as u64,
             mean_surprise: self.surprise.mean(),
             max_surprise: self.surprise.max,
+            mean_anomaly: self.anomaly.mean(),
+            max_anomaly: self.anomaly.max,
+            max_anomaly_s: self.anomaly.max_at,
             top_label_share: top_label.as_ref().map(|(_, s)| *s),
             top_label: top_label.map(|(l, _)| l),
             elapsed_s: 0.0,

@@ -127,7 +127,7 @@ pub fn shot_rows<'a>(
         .collect()
 }
 
-pub const CLIPS_HEADER: [&str; 13] = [
+pub const CLIPS_HEADER: [&str; 16] = [
     "video",
     "status",
     "error",
@@ -138,6 +138,9 @@ pub const CLIPS_HEADER: [&str; 13] = [
     "shots",
     "mean_surprise",
     "max_surprise",
+    "mean_anomaly",
+    "max_anomaly",
+    "max_anomaly_s",
     "top_label",
     "top_label_share",
     "elapsed_s",
@@ -169,6 +172,14 @@ pub struct ClipRow {
     pub mean_surprise: Option<f32>,
     #[serde(serialize_with = "finite::<6, _>")]
     pub max_surprise: Option<f32>,
+    /// Models adapted to a camera: the mean and the highest `anomaly` of the video's frames,
+    /// and the time of the first frame that reached the highest (where to look first).
+    #[serde(serialize_with = "finite::<3, _>")]
+    pub mean_anomaly: Option<f32>,
+    #[serde(serialize_with = "finite::<3, _>")]
+    pub max_anomaly: Option<f32>,
+    #[serde(serialize_with = "opt_fixed::<3, _, _>")]
+    pub max_anomaly_s: Option<f64>,
     #[serde(serialize_with = "opt_text")]
     pub top_label: Option<String>,
     #[serde(serialize_with = "opt_fixed::<4, _, _>")]
@@ -191,6 +202,9 @@ impl ClipRow {
             shots: 0,
             mean_surprise: None,
             max_surprise: None,
+            mean_anomaly: None,
+            max_anomaly: None,
+            max_anomaly_s: None,
             top_label: None,
             top_label_share: None,
             elapsed_s: 0.0,
@@ -444,6 +458,9 @@ mod tests {
                 "0",
                 "0",
                 "0",
+                "",
+                "",
+                "",
                 "",
                 "",
                 "",

@@ -20,6 +20,12 @@ pub struct AdaptArgs {
     // training runs on the CPU).
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Train nothing: keep the model's weights and only measure the camera's normal (the
+    /// `anomaly` column). The ranking of anomalies comes from the normal, not from the
+    /// training (docs/BENCHMARKS.md), so this gives the same `anomaly` in a fraction of the
+    /// time; `surprise` stays the model's.
+    #[arg(long, conflicts_with_all = ["unfreeze", "epochs", "steps", "lr", "weight_decay"])]
+    pub normal_only: bool,
     /// Also train the last N temporal blocks of the frame path (0: only the prediction
     /// path: ctx_proj, the decoder blocks, head_ln, head, gate; embeddings, boundaries and
     /// labels stay exactly as they were).

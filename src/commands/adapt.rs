@@ -49,6 +49,7 @@ pub struct AdaptSettings {
     pub model: PathBuf,
     #[serde(skip)]
     pub device: Device,
+    pub normal_only: bool,
     pub unfreeze: usize,
     pub epochs: usize,
     pub steps: Option<usize>,
@@ -110,6 +111,7 @@ impl AdaptSettings {
             output: args.output.clone(),
             model: args.model.model_path()?,
             device: args.model.device,
+            normal_only: args.normal_only,
             unfreeze: args.unfreeze,
             epochs: args.epochs,
             steps: args.steps,
@@ -181,6 +183,22 @@ struct Fit {
     kept_in_memory: bool,
 }
 
+impl Fit {
+    /// `--normal-only`: no step, the model as it was.
+    fn untrained(before: PassLoss) -> Self {
+        Fit {
+            history: Vec::new(),
+            best_eval: 0,
+            best: before,
+            steps: 0,
+            epochs: 0,
+            stopped_early: false,
+            seconds: 0.0,
+            kept_in_memory: false,
+        }
+    }
+}
+
 pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let settings = AdaptSettings::from_args(args, global)?;
     single_threaded_candle();
@@ -211,32 +229,47 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
         ratio_note(&before),
         before.frames
     ));
-    let fit = train(
-        &settings,
-        &adapter,
-        &split,
-        (&spec, &val_spec),
-        val_kept,
-        before,
-        &cancel,
-    )?;
-    let after = fit.best;
-    settings.say(&format!(
-        "held-out next-frame loss after:  {} ({:+.1} %; kept evaluation {} of {}, {} steps, {:.1} s)",
-        ratio_note(&after),
-        100.0 * (after.model / before.model.max(1e-12) - 1.0),
-        fit.best_eval,
-        fit.history.len(),
-        fit.steps,
-        fit.seconds
-    ));
-    let weights = adapter.weights()?;
+    let fit = if settings.normal_only {
+        Fit::untrained(before)
+    } else {
+        let fit = train(
+            &settings,
+            &adapter,
+            &split,
+            (&spec, &val_spec),
+            val_kept,
+            before,
+            &cancel,
+        )?;
+        let after = fit.best;
+        settings.say(&format!(
+            "held-out next-frame loss after:  {} ({:+.1} %; kept evaluation {} of {}, {} steps, {:.1} s)",
+            ratio_note(&after),
+            100.0 * (after.model / before.model.max(1e-12) - 1.0),
+            fit.best_eval,
+            fit.history.len(),
+            fit.steps,
+            fit.seconds
+        ));
+        fit
+    };
+    // --normal-only: the model's own graph and weights, unchanged.
+    let weights = if settings.normal_only {
+        BTreeMap::new()
+    } else {
+        adapter.weights()?
+    };
     let provenance = provenance(&settings, &source, &split, &fit, before, &weights)?;
     // Shot boundaries stay those of the model adapt started from (its boundary heads were
     // validated on the embeddings of those weights); surprise is what adapt changes.
     let trained: std::collections::BTreeSet<String> = weights.keys().cloned().collect();
-    let bytes = onnx_graph::keep_outputs_on_base(&source.bytes, &trained, &["boundary"])
-        .and_then(|b| onnx_graph::replace_initializers(&b, &weights))
+    let graph = if settings.normal_only {
+        Ok(source.bytes.clone())
+    } else {
+        onnx_graph::keep_outputs_on_base(&source.bytes, &trained, &["boundary"])
+            .and_then(|b| onnx_graph::replace_initializers(&b, &weights))
+    };
+    let bytes = graph
         .and_then(|b| {
             onnx_graph::set_metadata(
                 &b,
@@ -983,16 +1016,23 @@ fn report_text(
 ) -> String {
     let mut r = String::new();
     let frames = |v: &[Scanned]| v.iter().map(|s| s.streamed.frames).sum::<u64>();
+    let trained = if settings.normal_only {
+        "nothing (--normal-only)".to_string()
+    } else {
+        format!(
+            "{} values ({}the prediction path: ctx_proj, decoder, head_ln, head, gate)",
+            adapter.parameter_count(),
+            if settings.unfreeze > 0 {
+                format!("last {} temporal block(s) and ", settings.unfreeze)
+            } else {
+                String::new()
+            }
+        )
+    };
     let _ = writeln!(
         r,
-        "model: `{}`; trained: {} values ({}the prediction path: ctx_proj, decoder, head_ln, head, gate)",
-        settings.model.display(),
-        adapter.parameter_count(),
-        if settings.unfreeze > 0 {
-            format!("last {} temporal block(s) and ", settings.unfreeze)
-        } else {
-            String::new()
-        }
+        "model: `{}`; trained: {trained}",
+        settings.model.display()
     );
     let _ = writeln!(
         r,
@@ -1003,21 +1043,28 @@ fn report_text(
         frames(&split.val),
         split.rule
     );
-    let _ = writeln!(
-        r,
-        "training: {} steps, {} epoch(s), {} evaluations, kept evaluation {}{}, {:.1} s; windows {}",
-        fit.steps,
-        fit.epochs,
-        fit.history.len(),
-        fit.best_eval,
-        if fit.stopped_early { " (early stop)" } else { "" },
-        fit.seconds,
-        if fit.kept_in_memory {
-            "kept in memory after the first epoch"
-        } else {
-            "decoded again every epoch (more than --memory-mb)"
-        }
-    );
+    if settings.normal_only {
+        let _ = writeln!(
+            r,
+            "training: none (--normal-only): the weights are the model's own; only the camera's normal was measured"
+        );
+    } else {
+        let _ = writeln!(
+            r,
+            "training: {} steps, {} epoch(s), {} evaluations, kept evaluation {}{}, {:.1} s; windows {}",
+            fit.steps,
+            fit.epochs,
+            fit.history.len(),
+            fit.best_eval,
+            if fit.stopped_early { " (early stop)" } else { "" },
+            fit.seconds,
+            if fit.kept_in_memory {
+                "kept in memory after the first epoch"
+            } else {
+                "decoded again every epoch (more than --memory-mb)"
+            }
+        );
+    }
     let _ = writeln!(
         r,
         "held-out next-frame loss (MSE of normalized patches): before {:.5} ({:.3}x copy-last), after {:.5} ({:.3}x copy-last), copy-last {:.5}",

@@ -128,6 +128,7 @@ pub fn index(folder: &str, clips: &[ClipEntry], inline: bool) -> String {
          <span class=\"sw\" style=\"background:#d62728\"></span>cut, \
          <span class=\"sw\" style=\"background:#1f77b4\"></span>dissolve (dashed), \
          <span class=\"sw\" style=\"background:#7b3fa0\"></span>fade (dotted). \
+         With a model adapted to one camera (<code>framegpt adapt</code>), the <b>anomaly</b> strip under the chart is darker where a frame is more unusual for that camera. \
          Grey bands are stretches with no analyzed frame (not decodable, or past the end of a truncated file). \
          Below each chart: one picture per shot, taken at its first frame. Hover a line or band for details.</p>\
          <p>The numbers come from <code>clips.csv</code>, <code>frames.csv</code> and <code>shots.csv</code> in this folder; \
@@ -139,8 +140,14 @@ pub fn index(folder: &str, clips: &[ClipEntry], inline: bool) -> String {
          <button id=\"prev\" type=\"button\">◀ previous</button><button id=\"next\" type=\"button\">next ▶</button>\
          <span id=\"pageinfo\"></span></div>\n<table id=\"videos\"><thead><tr>\
          <th>video</th><th>status</th><th>duration</th><th>frames</th><th>shots</th>\
-         <th>decode errors</th><th>max surprise</th><th>top label</th></tr></thead>\n<tbody>\n",
+         <th>decode errors</th><th>max surprise</th>",
     );
+    // clips.csv has anomaly values only where an adapted model ran.
+    let anomaly = clips.iter().any(|c| !c.get("max_anomaly").is_empty());
+    if anomaly {
+        s.push_str("<th>max anomaly</th>");
+    }
+    s.push_str("<th>top label</th></tr></thead>\n<tbody>\n");
     for (i, c) in clips.iter().enumerate() {
         let href = if inline {
             format!("#v{i}")
@@ -151,7 +158,8 @@ pub fn index(folder: &str, clips: &[ClipEntry], inline: bool) -> String {
             "<span class=\"badge ok\">ok</span>".to_string()
         } else {
             format!(
-                "<span class=\"badge error\">error</span></td><td class=\"err\" colspan=\"6\">{}",
+                "<span class=\"badge error\">error</span></td><td class=\"err\" colspan=\"{}\">{}",
+                6 + usize::from(anomaly),
                 esc(&c.error)
             )
         };
@@ -167,14 +175,27 @@ pub fn index(folder: &str, clips: &[ClipEntry], inline: bool) -> String {
         if c.ok {
             let _ = write!(
                 s,
-                "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td>",
+                "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
                 c.duration_s.map_or(String::new(), |d| format!("{d:.1} s")),
                 esc(c.get("frames_analyzed")),
                 esc(c.get("shots")),
                 c.decode_errors,
                 esc(c.get("max_surprise")),
-                esc(c.get("top_label"))
             );
+            if anomaly {
+                let at = c.get("max_anomaly_s");
+                let _ = write!(
+                    s,
+                    "<td class=\"num\">{}{}</td>",
+                    esc(c.get("max_anomaly")),
+                    if at.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" <small>at {} s</small>", esc(at))
+                    }
+                );
+            }
+            let _ = write!(s, "<td>{}</td>", esc(c.get("top_label")));
         }
         s.push_str("</tr>\n");
     }
@@ -268,6 +289,11 @@ impl Scale {
         let span = (self.t1 - self.t0).max(1e-9);
         MARGIN_L + ((t - self.t0) / span).clamp(0.0, 1.0) * (CHART_W - MARGIN_L - MARGIN_R)
     }
+
+    /// The time at `x` (the inverse of [`Scale::x`] inside the plot).
+    fn time(&self, x: f64) -> f64 {
+        self.t0 + (x - MARGIN_L) / (CHART_W - MARGIN_L - MARGIN_R) * (self.t1 - self.t0)
+    }
 }
 
 fn median_interval(frames: &[FrameEntry]) -> f64 {
@@ -294,7 +320,8 @@ fn chart(d: &VideoData) -> String {
     let has_labels = frames
         .iter()
         .any(|f| f.label.as_deref().is_some_and(|l| !l.is_empty()));
-    let lanes = usize::from(has_labels) + usize::from(d.has_repeated);
+    let has_anomaly = d.frames.iter().any(|f| f.anomaly.is_some());
+    let lanes = usize::from(has_labels) + usize::from(d.has_repeated) + usize::from(has_anomaly);
     let plot_bottom = MARGIN_T + PLOT_H;
     let height = plot_bottom + AXIS_H + lanes as f64 * (LANE_H + 4.0) + 4.0;
     let mut s = format!(
@@ -326,6 +353,10 @@ fn chart(d: &VideoData) -> String {
     let mut lane_y = plot_bottom + AXIS_H;
     if d.has_repeated {
         draw_repeated_lane(&mut s, d, &g, lane_y);
+        lane_y += LANE_H + 4.0;
+    }
+    if has_anomaly {
+        draw_anomaly_lane(&mut s, d, &g, lane_y);
         lane_y += LANE_H + 4.0;
     }
     if has_labels {
@@ -536,6 +567,47 @@ fn draw_repeated_lane(s: &mut String, d: &VideoData, g: &Geometry, lane_y: f64) 
     }
 }
 
+/// `anomaly` (adapted models) as a strip: the darker, the more unusual the frame is for the
+/// camera, on a log scale from 1 (normal footage scores a few units) to 1000; the strongest
+/// frame of each stretch of one shade is named in its tooltip.
+fn draw_anomaly_lane(s: &mut String, d: &VideoData, g: &Geometry, lane_y: f64) {
+    let (scale, px0, px1) = (&g.scale, g.px0, g.px1);
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">anomaly</text>",
+        px0 - 4.0,
+        lane_y + 12.0
+    );
+    let shade = |v: f64| (v.max(1.0).log10() / 3.0 * 8.0).round().clamp(0.0, 8.0) as u8;
+    let points = downsample(&d.frames, scale, |f| f.anomaly);
+    let mut k = 0;
+    while k < points.len() {
+        let level = shade(points[k].1);
+        let mut end = k;
+        let mut top = k;
+        while end + 1 < points.len() && shade(points[end + 1].1) == level {
+            end += 1;
+            if points[end].1 > points[top].1 {
+                top = end;
+            }
+        }
+        let xa = points[k].0;
+        let xb = points.get(end + 1).map_or(px1, |p| p.0);
+        if level > 0 {
+            let _ = writeln!(
+                s,
+                "<rect class=\"anomaly\" x=\"{xa:.1}\" y=\"{lane_y:.1}\" width=\"{:.1}\" height=\"{LANE_H}\" fill=\"#8c564b\" opacity=\"{:.3}\">\
+                 <title>anomaly up to {:.1} at {:.2} s</title></rect>",
+                (xb - xa).max(1.0),
+                f64::from(level) / 8.0,
+                points[top].1,
+                scale.time(points[top].0)
+            );
+        }
+        k = end + 1;
+    }
+}
+
 fn draw_label_lane(s: &mut String, d: &VideoData, g: &Geometry, lane_y: f64) {
     let (frames, scale, dt, px0) = (&d.frames, &g.scale, g.dt, g.px0);
     let names = label_names(frames);
@@ -601,6 +673,20 @@ fn legend(d: &VideoData) -> String {
         let _ = write!(
             s,
             "<span><span class=\"sw\" style=\"background:#f28e2b\"></span>repeated frames: {n}</span>"
+        );
+    }
+    let top = d
+        .frames
+        .iter()
+        .filter_map(|f| f.anomaly.map(|a| (a, f.time_s)))
+        .fold(None, |m: Option<(f64, f64)>, x| match m {
+            Some(m) if m.0 >= x.0 => Some(m),
+            _ => Some(x),
+        });
+    if let Some((a, t)) = top {
+        let _ = write!(
+            s,
+            "<span><span class=\"sw\" style=\"background:#8c564b\"></span>anomaly (darker: more unusual for this camera; highest {a:.1} at {t:.2} s)</span>"
         );
     }
     let names = label_names(&d.frames);
@@ -808,6 +894,7 @@ mod tests {
             confidence: None,
             boundary_prob: None,
             repeated: None,
+            anomaly: None,
         }
     }
 
@@ -903,5 +990,45 @@ mod tests {
         let full = video_section(0, &d);
         assert!(full.contains("class=\"boundary-prob\""));
         assert_eq!(full.matches("class=\"repeated\"").count(), 1);
+        assert!(!full.contains("class=\"anomaly\""));
+        // An adapted model's anomaly: one strip, shaded where a frame is unusual, the
+        // strongest frame named.
+        for (k, f) in d.frames.iter_mut().enumerate().skip(1) {
+            f.anomaly = Some(if (30..33).contains(&k) { 400.0 } else { 2.0 });
+        }
+        let adapted = video_section(0, &d);
+        assert!(
+            adapted.contains("anomaly up to 400.0 at 1.50 s"),
+            "{adapted}"
+        );
+        assert!(adapted.contains("highest 400.0 at 1.50 s"));
+        assert!(adapted.matches("class=\"anomaly\"").count() >= 2);
+    }
+
+    #[test]
+    fn the_index_shows_max_anomaly_only_when_a_clip_has_one() {
+        let clip = |max: &str| ClipEntry {
+            columns: vec![
+                ("video".into(), "a.mp4".into()),
+                ("max_anomaly".into(), max.into()),
+                (
+                    "max_anomaly_s".into(),
+                    if max.is_empty() { "" } else { "3.200" }.into(),
+                ),
+            ],
+            video: "a.mp4".into(),
+            ok: true,
+            error: String::new(),
+            duration_s: Some(2.0),
+            decode_errors: 0,
+        };
+        let plain = index("out", &[clip("")], true);
+        assert!(!plain.contains("max anomaly"));
+        let adapted = index("out", &[clip("51.250")], true);
+        assert!(adapted.contains("<th>max anomaly</th>"));
+        assert!(
+            adapted.contains("51.250 <small>at 3.200 s</small>"),
+            "{adapted}"
+        );
     }
 }

@@ -46,7 +46,7 @@ impl ClipEntry {
     }
 }
 
-/// One row of `frames.csv`; `boundary_prob` and `repeated` are optional columns.
+/// One row of `frames.csv`; `boundary_prob`, `repeated` and `anomaly` are optional columns.
 #[derive(Debug, Clone, Deserialize)]
 pub struct FrameEntry {
     pub frame: u64,
@@ -58,6 +58,9 @@ pub struct FrameEntry {
     pub boundary_prob: Option<f64>,
     #[serde(default)]
     pub repeated: Option<u8>,
+    /// Models adapted to a camera (`framegpt adapt`).
+    #[serde(default)]
+    pub anomaly: Option<f64>,
 }
 
 /// One row of `shots.csv`.
@@ -262,9 +265,9 @@ mod tests {
     /// An output folder as `analyze` leaves it, written by hand (no source videos).
     fn folder(videos: &[&str]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let mut clips = String::from("video,status,error,duration_s,frames_decoded,frames_analyzed,decode_errors,shots,mean_surprise,max_surprise,top_label,top_label_share,elapsed_s\n");
+        let mut clips = String::from("video,status,error,duration_s,frames_decoded,frames_analyzed,decode_errors,shots,mean_surprise,max_surprise,mean_anomaly,max_anomaly,max_anomaly_s,top_label,top_label_share,elapsed_s\n");
         for v in videos {
-            clips.push_str(&format!("{v},ok,,1.000,20,20,0,2,0.1,2.0,,,0.1\n"));
+            clips.push_str(&format!("{v},ok,,1.000,20,20,0,2,0.1,2.0,,,,,,0.1\n"));
             let d = dir.path().join(v);
             fs_err::create_dir_all(&d).unwrap();
             let mut frames = String::from(

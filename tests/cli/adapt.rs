@@ -221,3 +221,81 @@ fn adapt_refuses_footage_it_cannot_learn_from() {
     );
     assert!(!out.exists());
 }
+
+/// `--normal-only` trains nothing: the written model predicts exactly as the one it started
+/// from (same surprise, to the last digit) and has the camera's normal (the `anomaly`
+/// column); the report says that nothing was trained.
+#[test]
+fn adapt_normal_only_keeps_the_weights_and_adds_the_normal() {
+    let tmp = TempDir::new().unwrap();
+    let data = tmp.path().join("cam");
+    fs_err::create_dir_all(&data).unwrap();
+    fs_err::copy(sample("cockatoo.mp4"), data.join("day1.mp4")).unwrap();
+    let model = tmp.path().join("cam.onnx");
+    let r = adapt(&data, &model, &["--max-frames", "48", "--normal-only"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("loss after"), "{}", r.stderr);
+    let report = tmp.path().join("cam.onnx.report");
+    let text = fs_err::read_to_string(report.join("report.txt")).unwrap();
+    assert!(text.contains("training: none (--normal-only)"), "{text}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(report.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["steps"], 0);
+    assert_eq!(summary["trained_initializers"], serde_json::json!([]));
+    assert_eq!(summary["config"]["normal_only"], true);
+
+    let input = sample("realshort.mp4");
+    let (ours, base) = (tmp.path().join("ours"), tmp.path().join("base"));
+    let a = analyze(&[&input], &ours, &["--model", model.to_str().unwrap()]);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let b = analyze(&[&input], &base, &[]);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let (h, rows) = super::read_csv(&ours.join("realshort.mp4/frames.csv"));
+    let (hb, rows_b) = super::read_csv(&base.join("realshort.mp4/frames.csv"));
+    for c in ["surprise", "boundary_prob", "gradual_prob", "is_cut"] {
+        assert_eq!(
+            super::column(&h, &rows, c),
+            super::column(&hb, &rows_b, c),
+            "{c}"
+        );
+    }
+    let anomaly = super::column(&h, &rows, "anomaly");
+    assert!(anomaly[1..].iter().all(|a| a.parse::<f64>().is_ok()));
+    // clips.csv: the video's highest anomaly and where it first occurs; empty for the base.
+    let times = super::column(&h, &rows, "time_s");
+    let top = anomaly
+        .iter()
+        .filter_map(|a| a.parse::<f64>().ok())
+        .fold(f64::MIN, f64::max);
+    let (ch, crow) = super::read_csv(&ours.join("clips.csv"));
+    let (cb, crow_b) = super::read_csv(&base.join("clips.csv"));
+    let max: f64 = super::column(&ch, &crow, "max_anomaly")[0].parse().unwrap();
+    assert!((max - top).abs() < 1e-3, "{max} vs {top}");
+    let at = &super::column(&ch, &crow, "max_anomaly_s")[0];
+    let k = times
+        .iter()
+        .position(|t| t == at)
+        .expect("a frame at max_anomaly_s");
+    let there: f64 = anomaly[k].parse().unwrap();
+    assert!((there - top).abs() < 2e-3, "{there} at {at} vs {top}");
+    let mean: f64 = super::column(&ch, &crow, "mean_anomaly")[0]
+        .parse()
+        .unwrap();
+    assert!(mean > 0.0 && mean <= max);
+    for c in ["mean_anomaly", "max_anomaly", "max_anomaly_s"] {
+        assert_eq!(super::column(&cb, &crow_b, c), [""], "{c}");
+    }
+    // The report shows it: a column in the index, a strip under the video's chart.
+    let r = run(framegpt().arg("report").arg(&ours));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let html = fs_err::read_to_string(ours.join("report.html")).unwrap();
+    assert!(html.contains("<th>max anomaly</th>"));
+    assert!(html.contains(&format!("<small>at {at} s</small>")));
+    assert!(html.contains("class=\"anomaly\""));
+
+    // The training options have nothing to act on.
+    let r = adapt(&data, &model, &["--normal-only", "--steps", "5"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--steps"), "{}", r.stderr);
+}
