@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """A second anomaly set, from Debian footage, to choose `framegpt adapt`'s anomaly score on.
 
-  make_anomaly_tune.py --seed N --out DIR [--cache DIR]
+  make_anomaly_tune.py --seed N --out DIR [--cache DIR] [--part first|second] [--set dev]
+
+--part first|second builds the videos from the first or the second half of each source clip
+only (of its usable frames), so that adaptation footage made from one half never shows a source
+frame of test videos made from the other (the sets loop short clips: without it, every
+normal test frame has a re-encoded twin in the adaptation footage). --set dev builds the
+shared development scenes instead (evaluation only), with the same --part.
 
 The shared development anomaly set (../shared/bench/anomaly) is for evaluation only, so
 the design of the per-camera anomaly score is checked on this set too:
@@ -38,18 +44,39 @@ def main():
     cache = os.path.expanduser("~/.cache/framegpt-bench/anomaly/cache")
     if "--cache" in args:
         cache = args[args.index("--cache") + 1]
-    src = os.path.join(os.path.dirname(cache), "tune-src")
-    os.makedirs(os.path.join(src, "tune"), exist_ok=True)
-    for rel, (path, info) in FILES.items():
-        if not os.path.exists(path):
-            raise SystemExit(f"missing {path}: apt-get install python3-imageio python3-mecavideo forensics-samples-files")
-        link = os.path.join(src, rel)
-        if not os.path.islink(link):
-            os.symlink(path, link)
-        ma.SOURCES[rel] = info
-    ma.SETS["tune"] = {"scenes": [{"source": rel, "videos": 2, "mode": "loop", "dur_s": (20, 26)} for rel in FILES],
-                       "objects": list(FILES)}
-    sys.argv = [sys.argv[0], "--set", "tune", "--src", src, *args]
+    part = None
+    if "--part" in args:
+        k = args.index("--part")
+        part = args[k + 1]
+        if part not in ("first", "second"):
+            raise SystemExit("--part must be first or second")
+        del args[k:k + 2]
+    if "--set" in args:
+        k = args.index("--set")
+        if args[k + 1] != "dev":
+            raise SystemExit("--set: only dev (the default is this script's tune set)")
+        del args[k:k + 2]
+        name, src = "dev", os.environ.get("SBD_SRC", os.path.expanduser("~/.cache/framegpt-bench/sbd/src"))
+    else:
+        name, src = "tune", os.path.join(os.path.dirname(cache), "tune-src")
+        os.makedirs(os.path.join(src, "tune"), exist_ok=True)
+        for rel, (path, info) in FILES.items():
+            if not os.path.exists(path):
+                raise SystemExit(f"missing {path}: apt-get install python3-imageio python3-mecavideo forensics-samples-files")
+            link = os.path.join(src, rel)
+            if not os.path.islink(link):
+                os.symlink(path, link)
+            ma.SOURCES[rel] = info
+        ma.SETS["tune"] = {"scenes": [{"source": rel, "videos": 2, "mode": "loop", "dur_s": (20, 26)} for rel in FILES],
+                           "objects": list(FILES)}
+    if part:
+        for scene in ma.SETS[name]["scenes"]:
+            info = dict(ma.SOURCES[scene["source"]])
+            a, b = info["usable"]
+            mid = a + (b - a + 1) // 2
+            info["usable"] = (a, mid - 1) if part == "first" else (mid, b)
+            ma.SOURCES[scene["source"]] = info
+    sys.argv = [sys.argv[0], "--set", name, "--src", src, *args]
     ma.main()
 
 
