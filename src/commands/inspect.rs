@@ -122,8 +122,14 @@ fn outputs_summary(s: &mut String, c: &crate::model::ModelContract) {
         Some(n) => {
             let _ = writeln!(
                 s,
-                "anomaly:     per-camera normal of {} predicted frames (`framegpt adapt`): analyze writes the `anomaly` column",
-                n.frames
+                "anomaly:     per-camera normal of {} predicted frames (`framegpt adapt`, version {}{}): analyze writes the `anomaly` column",
+                n.frames,
+                n.version,
+                if n.frame.is_some() {
+                    ": patches and surprise"
+                } else {
+                    ": patches only; adapt again for the version-2 score"
+                }
             );
         }
         None => {

@@ -69,18 +69,21 @@ pub fn run_windows(model: &mut Model, windows: &[Window]) -> Result<BatchScores,
                 let p = st.position;
                 let pred = output.next_patches.slice(s![i, p, .., ..]);
                 let pred = pred.as_slice().expect("standard layout");
-                let next_anomaly = normal.zip(st.target.as_ref()).map(|(normal, (_, actual))| {
-                    let current = &w.input[p * frame_len..(p + 1) * frame_len];
-                    normal.score(&crate::normal::features(pred, actual, current, c))
-                });
+                let next_error = st
+                    .target
+                    .as_ref()
+                    .map(|(_, actual)| score::mean_squared_error(pred, actual));
+                let next_anomaly = normal.zip(st.target.as_ref()).zip(next_error).map(
+                    |((normal, (_, actual)), error)| {
+                        let current = &w.input[p * frame_len..(p + 1) * frame_len];
+                        normal.score(&crate::normal::features(pred, actual, current, c), error)
+                    },
+                );
                 StepScore {
                     window: i,
                     position: p,
                     frame: st.frame,
-                    next_error: st
-                        .target
-                        .as_ref()
-                        .map(|(_, actual)| score::mean_squared_error(pred, actual)),
+                    next_error,
                     next_anomaly,
                     embedding: output.embeddings.slice(s![i, p, ..]).to_vec(),
                     probs: output

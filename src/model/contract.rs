@@ -466,7 +466,7 @@ mod tests {
         let (i, o) = good_io();
         assert_eq!(check(&base(), &i, &o).unwrap().normal, None);
         let mut acc = crate::normal::NormalAccumulator::new(64);
-        acc.push(&[[0.0; 5]; 64]);
+        acc.push(&[[0.0; 5]; 64], 0.01);
         let normal = acc.finish().unwrap();
         let mut m = base();
         m.insert(
@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(check(&m, &i, &o).unwrap().normal, Some(normal));
         // the statistics of another frame layout (16 patches) do not fit 64x64 / 8
         let mut acc = crate::normal::NormalAccumulator::new(16);
-        acc.push(&[[0.0; 5]; 16]);
+        acc.push(&[[0.0; 5]; 16], 0.01);
         m.insert(
             "framegpt.normal".into(),
             serde_json::to_string(&acc.finish().unwrap()).unwrap(),

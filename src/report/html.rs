@@ -568,8 +568,8 @@ fn draw_repeated_lane(s: &mut String, d: &VideoData, g: &Geometry, lane_y: f64) 
 }
 
 /// `anomaly` (adapted models) as a strip: the darker, the more unusual the frame is for the
-/// camera, on a log scale from 1 (normal footage scores a few units) to 1000; the strongest
-/// frame of each stretch of one shade is named in its tooltip.
+/// camera, from 1 (lighter: footage like the camera's normal scores about 0-2) to 10 and above
+/// (darkest); the strongest frame of each stretch of one shade is named in its tooltip.
 fn draw_anomaly_lane(s: &mut String, d: &VideoData, g: &Geometry, lane_y: f64) {
     let (scale, px0, px1) = (&g.scale, g.px0, g.px1);
     let _ = writeln!(
@@ -578,7 +578,7 @@ fn draw_anomaly_lane(s: &mut String, d: &VideoData, g: &Geometry, lane_y: f64) {
         px0 - 4.0,
         lane_y + 12.0
     );
-    let shade = |v: f64| (v.max(1.0).log10() / 3.0 * 8.0).round().clamp(0.0, 8.0) as u8;
+    let shade = |v: f64| ((v - 1.0) / 9.0 * 8.0).round().clamp(0.0, 8.0) as u8;
     let points = downsample(&d.frames, scale, |f| f.anomaly);
     let mut k = 0;
     while k < points.len() {

@@ -487,7 +487,10 @@ pub fn normal_of_footage<'s>(
                     .slice(ndarray::s![st.window, p, .., ..]);
                 let pred = pred.as_slice().expect("standard layout");
                 let current = &w.input[p * n * c..(p + 1) * n * c];
-                acc.push(&crate::normal::features(pred, target, current, c));
+                acc.push(
+                    &crate::normal::features(pred, target, current, c),
+                    crate::score::mean_squared_error(pred, target),
+                );
             }
             pending.clear();
             Ok(())
