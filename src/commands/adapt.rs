@@ -204,6 +204,7 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
     single_threaded_candle();
     let started = Instant::now();
     let segments = load_segments(&settings.data)?;
+    output_dir(&settings.output)?;
     settings.threads.init_rayon();
     let source = load_source(&settings)?;
     let cancel = AtomicBool::new(false);
@@ -299,6 +300,17 @@ pub fn run(args: &AdaptArgs, global: &GlobalArgs) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
+/// The output's folder, created when missing (before training, so that a place that cannot
+/// be written to fails at once).
+fn output_dir(output: &Path) -> Result<&Path> {
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    Ok(dir)
+}
+
 /// Checks the trained file and measures the camera's normal with it, from a scratch copy
 /// beside the output; then writes the output once, complete, with `framegpt.normal`.
 /// Returns the self-check's largest difference.
@@ -313,11 +325,7 @@ fn write_with_normal(
 ) -> Result<f32> {
     // The trained file is checked and run over the footage from a scratch copy beside the
     // output; the output itself is written once, complete, with the camera's normal.
-    let out_dir = settings
-        .output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let out_dir = output_dir(&settings.output)?;
     let scratch = tempfile::Builder::new()
         .prefix(".framegpt-adapt-")
         .suffix(".onnx")

@@ -231,11 +231,12 @@ fn adapt_normal_only_keeps_the_weights_and_adds_the_normal() {
     let data = tmp.path().join("cam");
     fs_err::create_dir_all(&data).unwrap();
     fs_err::copy(sample("cockatoo.mp4"), data.join("day1.mp4")).unwrap();
-    let model = tmp.path().join("cam.onnx");
+    // The output's folder is created when missing.
+    let model = tmp.path().join("models/day1/cam.onnx");
     let r = adapt(&data, &model, &["--max-frames", "48", "--normal-only"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("loss after"), "{}", r.stderr);
-    let report = tmp.path().join("cam.onnx.report");
+    let report = tmp.path().join("models/day1/cam.onnx.report");
     let text = fs_err::read_to_string(report.join("report.txt")).unwrap();
     assert!(text.contains("training: none (--normal-only)"), "{text}");
     let summary: serde_json::Value =
