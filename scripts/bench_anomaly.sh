@@ -45,6 +45,9 @@ case $SET in
     make_set() { ANOM_BENCH=$BENCH "$PY" "$ROOT/scripts/make_anomaly_tune.py" --seed "$1" --out "$2" --cache "$DATA/cache"; } ;;
   *) echo "SET must be dev or tune" >&2; exit 2 ;;
 esac
+# Models adapted with other ADAPT_ARGS go to their own folder, so REUSE=1 never picks up a
+# model adapted with other options.
+if [[ -n "${ADAPT_ARGS:-}" ]]; then models=$models-$(printf %s "$ADAPT_ARGS" | tr -c 'A-Za-z0-9.' '_'); fi
 build() { # SEED DIR
   if [[ ! -f "$2/index.json" ]] || ! "$PY" -c "import json,sys; sys.exit(json.load(open('$2/index.json'))['seed'] != $1)"; then
     rm -rf "$2"

@@ -56,7 +56,7 @@ pub fn run_windows(model: &mut Model, windows: &[Window]) -> Result<BatchScores,
     }
     let input = Array4::from_shape_vec((windows.len(), t, n, c), data)
         .map_err(|e| ModelError::Run(format!("windows are not [B, T, N, C]: {e}")))?;
-    let normal = contract.normal.clone();
+    let normal = contract.normal.clone(); // an Arc: no copy of the normal
     let normal = normal.as_ref();
     let frame_len = n * c;
     let output = model.run(input.view())?;

@@ -44,7 +44,8 @@ pub struct ModelContract {
     pub boundary: Option<BoundaryOutput>,
     /// An adapted model's per-patch normal of its camera (`framegpt.normal`, written by
     /// `framegpt adapt`): with it `analyze` writes the `anomaly` column.
-    pub normal: Option<crate::normal::PatchNormal>,
+    /// Shared, so a batch reads it while the session is borrowed mutably, without a copy.
+    pub normal: Option<std::sync::Arc<crate::normal::PatchNormal>>,
 }
 
 /// What a v2 model says about its `boundary` output.
@@ -282,11 +283,11 @@ fn parse_normal(
     md: &BTreeMap<String, String>,
     patches: usize,
     errs: &mut Vec<String>,
-) -> Option<Option<crate::normal::PatchNormal>> {
+) -> Option<Option<std::sync::Arc<crate::normal::PatchNormal>>> {
     match md.get("framegpt.normal") {
         None => Some(None),
         Some(raw) => match crate::normal::PatchNormal::parse(raw, patches) {
-            Ok(n) => Some(Some(n)),
+            Ok(n) => Some(Some(std::sync::Arc::new(n))),
             Err(e) => {
                 errs.push(format!("metadata `framegpt.normal`: {e}"));
                 None
@@ -473,7 +474,7 @@ mod tests {
             "framegpt.normal".into(),
             serde_json::to_string(&normal).unwrap(),
         );
-        assert_eq!(check(&m, &i, &o).unwrap().normal, Some(normal));
+        assert_eq!(check(&m, &i, &o).unwrap().normal.as_deref(), Some(&normal));
         // the statistics of another frame layout (16 patches) do not fit 64x64 / 8
         let mut acc = crate::normal::NormalAccumulator::new(16);
         acc.push(&[[0.0; 5]; 16], 0.01);
