@@ -52,7 +52,10 @@ STRIDE = T // 2
 # windows, test videos, folds and heads (the decoded footage stays in footage.py's cache)
 WORK = Path(os.environ.get("FRAMEGPT_BOUNDARY_WORK", Path.home() / ".cache" / "framegpt-boundary"))
 BLEND_K = (1, 2, 3)  # offsets of the blend features (pictures each side)
-N_FEAT = 96 + 64 * 3 + 192 + 2 * len(BLEND_K)
+HIST_K = (1, 2, 3)  # offsets of the colour-histogram distances (pictures each side)
+HIST_LEVELS = 4  # per channel: a joint RGB histogram of 4 x 4 x 4 = 64 bins
+N_HIST = 2 * len(HIST_K)
+N_FEAT = 96 + 64 * 3 + 192 + 2 * len(BLEND_K) + N_HIST
 FPS = 25
 
 
@@ -354,7 +357,42 @@ def features(x: torch.Tensor, nxt: torch.Tensor, emb: torch.Tensor) -> torch.Ten
     d1 = torch.log((x - prev).abs().mean(dim=3) + 1e-3)
     d2 = torch.log((x - prev2).abs().mean(dim=3) + 1e-3)
     thumb = x.reshape(b, t, 64, 64, 3).mean(dim=3).reshape(b, t, 192)
-    return torch.cat([emb, err, d1, d2, thumb, blend(thumb)], dim=2)
+    return torch.cat([emb, err, d1, d2, thumb, blend(thumb), hist_dist(colour_hist(x))], dim=2)
+
+
+_HIST_W = torch.tensor([[HIST_LEVELS * HIST_LEVELS], [HIST_LEVELS], [1.0]])
+
+
+def colour_hist(x: torch.Tensor) -> torch.Tensor:
+    """Joint RGB histogram of each frame's 4096 pixels (HIST_LEVELS levels per channel, from
+    the normalized patches back to 0..1), as fractions: [B, T, HIST_LEVELS**3]. A ScatterElements
+    (reduction add) in the graph: one add per pixel."""
+    b, t = x.shape[:2]
+    # level of each channel: floor(v * L) for v = x * std + mean in 0..1, as one multiply-add
+    # (no pixel of uint8 origin lies within 1e-3 of a level's edge, so rounding never moves one)
+    lv = torch.floor(torch.clamp(x.reshape(b * t, 64 * 64, 3) * (HIST_LEVELS * TR.STD[0])
+                                 + HIST_LEVELS * TR.MEAN[0], 0, HIST_LEVELS - 1e-3))
+    # bin = r * L^2 + g * L + b, as a MatMul over the channel axis (no Gather/Split per channel)
+    idx = (lv @ _HIST_W).squeeze(2).long()
+    ones = torch.ones(1, 1, dtype=x.dtype).expand(b * t, 64 * 64)
+    h = torch.zeros(b * t, HIST_LEVELS ** 3, dtype=x.dtype).scatter_add(1, idx, ones)
+    return (h / (64 * 64)).reshape(b, t, HIST_LEVELS ** 3)
+
+
+def hist_dist(h: torch.Tensor) -> torch.Tensor:
+    """Per frame t and offset k: how much of the colour distribution changed from frame t-k
+    and to frame t+k (half the L1 distance of the histograms, 0..1), as log(d + 0.01); the
+    window's edge frames repeated. Position-free, so camera motion inside one shot moves it
+    little while a cut to another scene moves it much (PySceneDetect's detect-hist, TransNetV2's
+    colour histograms). [B, T, N_HIST]."""
+    t = h.shape[1]
+    out = []
+    for k in HIST_K:
+        back = torch.cat([h[:, :1]] * k + [h], dim=1)[:, :t]
+        fwd = torch.cat([h] + [h[:, -1:]] * k, dim=1)[:, k:]
+        out += [torch.log(0.5 * (h - back).abs().sum(dim=2) + 1e-2),
+                torch.log(0.5 * (h - fwd).abs().sum(dim=2) + 1e-2)]
+    return torch.stack(out, dim=2)
 
 
 def blend(th: torch.Tensor) -> torch.Tensor:
@@ -829,11 +867,12 @@ def cmd_cv(args) -> None:
     sys.path.insert(0, str(HERE.parent.parent / "shared" / "bench"))
     import score as SC
     d = np.load(WORK / "train.npz")
-    feats = d["feats"].astype(np.float32)
+    feats = without(d["feats"].astype(np.float32), args.without)
     labels, groups, names = d["labels"], d["groups"], [str(x) for x in d["group_names"]]
     fold = fold_of(names)
     tested = [g for g in names if fold[g] >= 0]
-    fold_dir = WORK / "folds"
+    suffix = f"-without-{args.without}" if args.without else ""
+    fold_dir = WORK / f"folds{suffix}"
     fold_dir.mkdir(exist_ok=True)
     t0 = time.time()
     for k in range(FOLDS):
@@ -851,6 +890,9 @@ def cmd_cv(args) -> None:
     while not (WORK / "test" / "features.done").exists():
         time.sleep(10)
     test = load_test()
+    for vids in test.values():
+        for _, fz in vids:
+            fz["feats"] = without(fz["feats"].astype(np.float32), args.without)
     fold_probs = {}
     for g in tested:
         heads = load_heads([fold_dir / f"fold{fold[g]}_h{j}.pt" for j in range(args.heads)])
@@ -893,7 +935,46 @@ def cmd_cv(args) -> None:
     pooled = SC.finish(SC.aggregate(all_rows))
     report["pooled"] = {k: pooled[k] for k in ("f1", "precision", "recall", "per_type", "flash_fa", "flashes")}
     print(f"pooled over folds: F1 {pooled['f1']:.3f} P {pooled['precision']:.3f} R {pooled['recall']:.3f}")
-    (WORK / "cv.json").write_text(json.dumps(report, indent=1))
+    (WORK / f"cv{suffix}.json").write_text(json.dumps(report, indent=1))
+
+
+def without(feats: np.ndarray, what: str | None) -> np.ndarray:
+    """The features with one group of columns set to 0 (the heads cannot use them): the
+    ablation of `cv --without`."""
+    if what == "hist":
+        feats[..., N_FEAT - N_HIST:] = 0
+    elif what:
+        raise SystemExit(f"--without: unknown feature group `{what}` (known: hist)")
+    return feats
+
+
+def cmd_backbone(args) -> None:
+    """The v1 backbone (outputs next_patches and embeddings only, v1 metadata) from the shipped
+    v2 file, the `--backbone` every other command starts from: the same weights, re-exported."""
+    import onnx
+    from onnx import numpy_helper
+    src = onnx.load(str(HERE / "framegpt-base.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in src.graph.initializer}
+    backbone = TR.FrameGPT()
+    sd = backbone.state_dict()
+    backbone.load_state_dict({k: torch.from_numpy(inits["backbone." + k].copy()) for k in sd}, strict=True)
+    meta = {p.key: p.value for p in src.metadata_props}
+    for k in ("framegpt.boundary", "framegpt.boundary_rule", "framegpt.repeat_patch_mad"):
+        meta.pop(k, None)
+    meta["framegpt.contract"] = "1"
+    prov = json.loads(meta["framegpt.provenance"])
+    prov.pop("boundary_head", None)
+    meta["framegpt.provenance"] = json.dumps(prov, sort_keys=True)
+    args.backbone.parent.mkdir(parents=True, exist_ok=True)
+    TR.export_onnx(backbone, args.backbone, meta)
+    import onnxruntime as ort
+    x = np.random.default_rng(0).standard_normal((3, T, 64, 192)).astype(np.float32)
+    new = ort.InferenceSession(str(args.backbone)).run(None, {"patches": x})
+    old = ort.InferenceSession(str(HERE / "framegpt-base.onnx")).run(["next_patches", "embeddings"], {"patches": x})
+    diff = [float(np.abs(a - b).max()) for a, b in zip(new, old)]
+    print(f"{args.backbone}: next_patches, embeddings max abs. difference to the shipped file {diff}")
+    if max(diff) > 1e-5:
+        raise SystemExit("the re-exported backbone does not match the shipped file")
 
 
 def load_heads(paths: list[Path]) -> list[BoundaryHead]:
@@ -983,7 +1064,7 @@ def cmd_golden(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["data", "testvideos", "testfeat", "cv", "final", "export", "golden"])
+    ap.add_argument("command", choices=["backbone", "data", "testvideos", "testfeat", "cv", "final", "export", "golden"])
     ap.add_argument("--backbone", type=Path, default=WORK / "backbone-v1.onnx",
                     help="v1 backbone (default: a copy of the shipped model's backbone)")
     ap.add_argument("--out", type=Path, default=HERE / "framegpt-base.onnx")
@@ -996,11 +1077,12 @@ def main() -> None:
     ap.add_argument("--heads", type=int, default=3, help="heads per model (seeds seed..seed+heads-1), averaged")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--worker", type=int)
+    ap.add_argument("--without", help="cv only: train and test with one feature group set to 0 (hist)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    {"data": cmd_data, "testvideos": cmd_testvideos, "testfeat": cmd_testfeat, "cv": cmd_cv,
+    {"backbone": cmd_backbone, "data": cmd_data, "testvideos": cmd_testvideos, "testfeat": cmd_testfeat, "cv": cmd_cv,
      "final": cmd_final, "export": cmd_export, "golden": cmd_golden}[args.command](args)
 
 
